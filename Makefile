@@ -1,0 +1,53 @@
+# segflow developer entry points. `make demo` and `make test` set everything up on first use.
+SHELL := /bin/bash
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast build sizes bench bench-quick lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+$(SAM): 
+	test -x $(SAM_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "aws-sam-cli==1.170.0"
+
+## Run the main job on the embedded local default (generated sample, local AWS emulation).
+demo: setup
+	$(VENV)/bin/segflow demo --out demo-out
+
+## The whole test suite.
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+
+test-fast: setup
+	$(PY) -m pytest -q -x -m "not slow"
+
+## sam build for python3.12/arm64 without Docker (BuildMethod: makefile + pip --platform).
+build: setup $(SAM)
+	PYTHON=$(abspath $(PY)) SAM_CLI_TELEMETRY=0 $(SAM) build --template-file template.yaml
+
+## Unzipped size of each function with its layers, against Lambda's 250 MB.
+sizes: build
+	$(PY) -m segflow_local.sizes .aws-sam/build
+
+lock:
+	rm -rf .venv-lock && $(PYTHON_BOOT) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -r requirements.in
+	(echo "# Pinned development and test environment (python 3.11). Regenerate with \`make lock\`."; \
+	 echo "# Top-level choices live in requirements.in; Lambda layer pins in layers/constraints-lambda.txt."; \
+	 .venv-lock/bin/pip freeze --exclude-editable) > requirements.txt
+	rm -rf .venv-lock
+
+clean:
+	rm -rf .aws-sam demo-out .pytest_cache

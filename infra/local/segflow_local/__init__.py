@@ -1,0 +1,1 @@
+"""segflow local runtime and command line."""

@@ -1,0 +1,292 @@
+"""The embedded local default: moto in server mode, provisioned from template.yaml.
+
+boto3 reaches moto through AWS_ENDPOINT_URL, exactly as the handlers reach AWS when deployed. Resources
+are created through the service APIs from the translated template (moto's CloudFormation lacks some
+types and mis-resolves a Ref to an event bus inside a rule). IAM, KMS policies, log groups and layers are
+recorded but not enforced: moto does not evaluate IAM, and the template tests check them instead.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from segflow_local.template import ACCOUNT_ID, Resolver, code_path, dependencies, load_template, translate
+
+REGION = "us-east-1"
+NOT_EMULATED = {
+    "AWS::IAM::Role",
+    "AWS::IAM::Policy",
+    "AWS::Logs::LogGroup",
+    "AWS::Lambda::LayerVersion",
+    "AWS::Lambda::Permission",
+    "AWS::S3::BucketPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::SNS::Topic",
+    "AWS::SNS::TopicPolicy",
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::SecretsManager::Secret",
+    "AWS::Scheduler::ScheduleGroup",
+}
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    name: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout: int
+    memory: int
+
+
+@dataclass
+class QueueSource:
+    """An SQS event source mapping: which queue feeds which function, and how."""
+
+    function: str
+    queue_url: str
+    queue_arn: str
+    batch_size: int
+    report_failures: bool
+    visibility_timeout: int
+    max_receive_count: int | None
+    dead_letter_arn: str | None
+
+
+@dataclass
+class Deployment:
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    queue_sources: list[QueueSource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    physical: dict[str, Any] = field(default_factory=dict)  # logical id -> Ref value
+    skipped: dict[str, str] = field(default_factory=dict)  # logical id -> type not emulated
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MotoServer:
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "MotoServer":
+        # werkzeug logs every request to stderr; a run makes tens of thousands of them.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def aws_environment(endpoint: str, region: str = REGION) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }
+
+
+class StackDeployer:
+    """Creates the translated template's resources in moto through the service APIs."""
+
+    def __init__(self, repo_root: Path, stack_name: str, parameters: dict[str, str], region: str = REGION) -> None:
+        self.repo_root = repo_root
+        self.stack_name = stack_name
+        self.region = region
+        self.parameters = parameters
+        self.session = boto3.session.Session(region_name=region)
+
+    def deploy(self, template_path: Path) -> Deployment:
+        source = load_template(template_path)
+        cfn = translate(source, self.region)
+        params = {name: spec.get("Default") for name, spec in cfn.get("Parameters", {}).items()}
+        params.update(self.parameters)
+        resolver = Resolver(
+            params,
+            cfn.get("Conditions", {}),
+            {
+                "AWS::StackName": self.stack_name,
+                "AWS::AccountId": ACCOUNT_ID,
+                "AWS::Region": self.region,
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+            },
+        )
+        resources = cfn["Resources"]
+        graph = {
+            name: (dependencies(res.get("Properties", {})) | set(_as_list(res.get("DependsOn"))))
+            & set(resources)
+            for name, res in resources.items()
+        }
+        deployment = Deployment()
+        for name in TopologicalSorter(graph).static_order():
+            resource = resources[name]
+            if "Condition" in resource and not resolver.condition(resource["Condition"]):
+                continue
+            kind = resource["Type"]
+            create = getattr(self, "_create_" + kind.replace("::", "_"), None)
+            if create is None:
+                deployment.skipped[name] = kind
+                resolver.refs[name] = f"{self.stack_name}-{name}"
+                resolver.attrs[name] = {"Arn": f"arn:aws:local:::{self.stack_name}-{name}"}
+                continue
+            props = resolver.resolve(resource.get("Properties", {}))
+            create(name, props, resolver, deployment)
+            deployment.physical[name] = resolver.refs.get(name)
+        deployment.outputs = {
+            key: resolver.resolve(out["Value"]) for key, out in cfn.get("Outputs", {}).items()
+        }
+        return deployment
+
+    # ---- resource types --------------------------------------------------------------------
+    def _create_AWS_KMS_Key(self, name: str, props: dict, resolver: Resolver, dep: Deployment) -> None:
+        key = self.session.client("kms").create_key(Description=props.get("Description", name))["KeyMetadata"]
+        resolver.refs[name] = key["KeyId"]
+        resolver.attrs[name] = {"Arn": key["Arn"], "KeyId": key["KeyId"]}
+
+    def _create_AWS_S3_Bucket(self, name: str, props: dict, resolver: Resolver, dep: Deployment) -> None:
+        s3 = self.session.client("s3")
+        bucket = props.get("BucketName") or f"{self.stack_name}-{name}".lower()
+        s3.create_bucket(Bucket=bucket)
+        if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        resolver.refs[name] = bucket
+        resolver.attrs[name] = {"Arn": f"arn:aws:s3:::{bucket}", "DomainName": f"{bucket}.s3.amazonaws.com"}
+        queues = props.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
+        if queues:
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket,
+                NotificationConfiguration={
+                    "QueueConfigurations": [
+                        {
+                            "QueueArn": q["Queue"],
+                            "Events": [q["Event"]],
+                            **({"Filter": _s3_filter(q["Filter"])} if "Filter" in q else {}),
+                        }
+                        for q in queues
+                    ]
+                },
+            )
+
+    def _create_AWS_DynamoDB_Table(self, name: str, props: dict, resolver: Resolver, dep: Deployment) -> None:
+        ddb = self.session.client("dynamodb")
+        table = props.get("TableName") or f"{self.stack_name}-{name}"
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"):
+            if key in props:
+                kwargs[key] = props[key]
+        description = ddb.create_table(**kwargs)["TableDescription"]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            ddb.update_time_to_live(TableName=table, TimeToLiveSpecification=ttl)
+        resolver.refs[name] = table
+        resolver.attrs[name] = {"Arn": description["TableArn"], "StreamArn": description.get("LatestStreamArn")}
+
+    def _create_AWS_SQS_Queue(self, name: str, props: dict, resolver: Resolver, dep: Deployment) -> None:
+        sqs = self.session.client("sqs")
+        queue = props.get("QueueName") or f"{self.stack_name}-{name}"
+        attributes = {
+            key: (json.dumps(value) if isinstance(value, dict) else str(value))
+            for key, value in props.items()
+            if key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "RedrivePolicy",
+                       "ReceiveMessageWaitTimeSeconds", "FifoQueue", "ContentBasedDeduplication")
+        }
+        url = sqs.create_queue(QueueName=queue, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        resolver.refs[name] = url
+        resolver.attrs[name] = {"Arn": arn, "QueueName": queue, "QueueUrl": url}
+
+    def _create_AWS_Events_EventBus(self, name: str, props: dict, resolver: Resolver, dep: Deployment) -> None:
+        arn = self.session.client("events").create_event_bus(Name=props["Name"])["EventBusArn"]
+        resolver.refs[name] = props["Name"]
+        resolver.attrs[name] = {"Arn": arn, "Name": props["Name"]}
+
+    def _create_AWS_Lambda_Function(self, name: str, props: dict, resolver: Resolver, dep: Deployment) -> None:
+        folder = code_path(props.get("Code", {}))
+        if folder is None:
+            raise ValueError(f"{name}: only local CodeUri folders can run locally")
+        function_name = props.get("FunctionName") or f"{self.stack_name}-{name}"
+        env = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+        dep.functions[name] = FunctionSpec(
+            logical_id=name,
+            name=function_name,
+            code_dir=self.repo_root / folder,
+            handler=props["Handler"],
+            environment=env,
+            timeout=int(props.get("Timeout", 3)),
+            memory=int(props.get("MemorySize", 128)),
+        )
+        resolver.refs[name] = function_name
+        resolver.attrs[name] = {"Arn": f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{function_name}"}
+
+    def _create_AWS_Lambda_EventSourceMapping(
+        self, name: str, props: dict, resolver: Resolver, dep: Deployment
+    ) -> None:
+        source_arn = props["EventSourceArn"]
+        if ":sqs:" not in source_arn:
+            dep.skipped[name] = "AWS::Lambda::EventSourceMapping (non-SQS)"
+            return
+        sqs = self.session.client("sqs")
+        queue_name = source_arn.rsplit(":", 1)[1]
+        url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        redrive = json.loads(attrs["RedrivePolicy"]) if "RedrivePolicy" in attrs else {}
+        function = next(f for f in dep.functions.values() if f.name == props["FunctionName"])
+        dep.queue_sources.append(
+            QueueSource(
+                function=function.logical_id,
+                queue_url=url,
+                queue_arn=source_arn,
+                batch_size=int(props.get("BatchSize", 10)),
+                report_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                visibility_timeout=int(attrs.get("VisibilityTimeout", 30)),
+                max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
+                dead_letter_arn=redrive.get("deadLetterTargetArn"),
+            )
+        )
+        resolver.refs[name] = f"{self.stack_name}-{name}"
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _s3_filter(filter_: dict[str, Any]) -> dict[str, Any]:
+    rules = filter_.get("S3Key", {}).get("Rules", [])
+    return {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+
+
+def set_aws_environment(endpoint: str) -> dict[str, str | None]:
+    """Points this process's boto3 at moto; returns the previous values to restore."""
+    env = aws_environment(endpoint)
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    return previous

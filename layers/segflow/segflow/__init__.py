@@ -1,0 +1,1 @@
+"""segflow: the domain library shipped as a Lambda layer."""

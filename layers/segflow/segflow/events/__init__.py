@@ -1,0 +1,1 @@
+"""Event contracts (pydantic models of each detail-type) and the bus port."""

@@ -1,0 +1,41 @@
+"""Builds the AWS-backed ports from settings (the composition root shared by all handlers).
+
+boto3 honours AWS_ENDPOINT_URL, so the same wiring reaches moto locally and AWS when deployed.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from segflow.config import Settings
+from segflow.events.bus import EventBridgePublisher
+from segflow.store.objects import S3ObjectStore
+from segflow.store.profiles import DynamoProfileStore
+
+# Standard retry mode backs off on throttling and 5xx for every AWS call segflow makes.
+BOTO_CONFIG = Config(retries={"max_attempts": 8, "mode": "standard"}, max_pool_connections=32)
+
+
+@lru_cache(maxsize=1)
+def session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+def client(name: str) -> Any:
+    return session().client(name, config=BOTO_CONFIG)
+
+
+def object_store(settings: Settings) -> S3ObjectStore:
+    return S3ObjectStore(client("s3"), settings.data_bucket)
+
+
+def profile_store(settings: Settings) -> DynamoProfileStore:
+    table = session().resource("dynamodb", config=BOTO_CONFIG).Table(settings.table_name)
+    return DynamoProfileStore(table, concurrency=settings.write_concurrency)
+
+
+def publisher(settings: Settings) -> EventBridgePublisher:
+    return EventBridgePublisher(client("events"), settings.event_bus_name)
