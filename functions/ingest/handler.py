@@ -16,7 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from segflow import wiring
 from segflow.config import get_settings
 from segflow.ingest.s3_events import drop_refs
-from segflow.ingest.service import DropRef, IngestService
+from segflow.ingest.drop import DropRef
+from segflow.ingest.service import IngestService
 from segflow.observability import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)

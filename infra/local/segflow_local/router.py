@@ -84,6 +84,7 @@ class Router:
         self.sqs = boto3.client("sqs", region_name=REGION)
         self._modules: dict[str, ModuleType] = {}
         self.invocations: list[Invocation] = []
+        self.delivered: list[tuple[str, dict[str, Any]]] = []  # (function, event) as handed over
 
     def handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
         spec = self.deployment.functions[logical_id]
@@ -125,6 +126,7 @@ class Router:
         if not messages:
             return 0
         event = {"Records": [_sqs_record(m, source.queue_arn) for m in messages]}
+        self.delivered.append((source.function, event))
         started = time.monotonic()
         failed_ids: set[str] = set()
         error = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
@@ -204,13 +205,20 @@ def flag_possible_duplicates(profiles: list[dict[str, Any]], threshold: float) -
     for members in blocks.values():
         if len(members) < 2 or len(members) > MAX_BLOCK:
             continue
-        names = [" ".join(filter(None, [m.get("first_name"), m.get("last_name")])) for m in members]
+        names = [_name_key(m) for m in members]
         scores = process.cdist(names, names, scorer=fuzz.token_sort_ratio, processor=utils.default_process)
         for i in range(len(members)):
             for j in range(i + 1, len(members)):
                 if scores[i][j] >= threshold:
                     _flag(members[i], members[j]["customer_id"])
                     _flag(members[j], members[i]["customer_id"])
+
+
+def _name_key(profile: Mapping[str, Any]) -> str:
+    """Full name with accents folded, so "José García" and "Jose Garcia" compare as equal."""
+    name = " ".join(filter(None, [profile.get("first_name"), profile.get("last_name")]))
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def _flag(profile: dict[str, Any], other: str) -> None:

@@ -7,7 +7,7 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from segflow.ingest.service import DropRef
+from segflow.ingest.drop import DropRef
 
 
 def drop_refs(message_body: str) -> Iterator[DropRef]:

@@ -23,6 +23,7 @@ from segflow.ingest import keys
 from segflow.ingest.accounting import DropAccounting
 from segflow.ingest.cleaning import clean_chunk
 from segflow.ingest.datasets import dataset_for_key
+from segflow.ingest.drop import DropRef
 from segflow.ingest.identity import known_keys, resolve_customers, resolve_references
 from segflow.ingest.reader import UnreadableFile, read_table
 from segflow.observability import logger
@@ -35,14 +36,6 @@ RECORD_ID = {"orders": "order_id", "events": "event_id", "order_items": None, "c
 # Datasets whose rows must name a known customer; unknown ones are kept aside in pending/.
 NEEDS_CUSTOMER = {"orders", "events"}
 MAX_CONFLICT_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class DropRef:
-    bucket: str
-    key: str
-    version: str | None = None  # S3 version id when versioning is on, else the ETag
-    size: int = 0
 
 
 @dataclass
