@@ -21,6 +21,8 @@ from segflow.ingest.service import IngestService
 from segflow.observability import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
+ROW_METRICS = {"rows_in": "RowsIn", "clean": "RowsClean", "merged": "RowsMerged",
+               "quarantined": "RowsQuarantined", "pending": "RowsPending"}
 # Keyed on bucket, key and version: a redelivered notification returns the stored outcome at once.
 idempotency_config = IdempotencyConfig(event_key_jmespath="[bucket, key, version]", expires_after_seconds=7 * 86400)
 persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
@@ -44,8 +46,7 @@ def handle_record(record: SQSRecord) -> None:
 def ingest_once(ref: DropRef) -> dict[str, Any]:
     outcome = service().ingest(ref)
     if outcome.status == "ingested":
-        for name in ("rows_in", "clean", "merged", "quarantined", "pending"):
-            metric = "Rows" + name.title().replace("_", "")
+        for name, metric in ROW_METRICS.items():
             metrics.add_metric(name=metric, unit="Count", value=outcome.accounting[name])
     return {"status": outcome.status, "drop_id": outcome.drop_id, "reason": outcome.reason}
 

@@ -25,7 +25,7 @@ ORDERS = (
 )
 LATE_CUSTOMER = (
     "customer_id,email,first_name,last_name,phone,country,city,postal_code,birth_date,signup_date\n"
-    "C9,nine@example.com,Nina,Ng,,US,Austin,73301,,2025-01-01\n"
+    "C9,nine@example.com,Nina,Ng,,US,Austin,73301,,2025-01-01,\n"
 )
 
 
@@ -103,7 +103,7 @@ def test_same_object_delivered_twice_changes_nothing(runtime, tmp_path):
 
     # Replay the exact notification AWS would send again (at-least-once delivery).
     delivered = [e for f, e in runtime.router.delivered if f == "IngestFunction"]
-    original = next(r["body"] for e in delivered for r in e["Records"] if "raw/customers/" in r["body"])
+    original = next(r["body"] for e in delivered for r in e["Records"] if "ObjectCreated" in r["body"])
     source = runtime.deployment.queue_sources[0]
     boto3.client("sqs").send_message(QueueUrl=source.queue_url, MessageBody=original)
     runtime.settle()

@@ -131,3 +131,14 @@ def test_references_resolve_by_id_then_email(with_email):
         frame = frame.drop(columns="email")
     resolved = resolve_references(frame, {"A": "A1"}, {"b@example.com": "B1"})
     assert resolved.tolist() == (["A1", "B1", None] if with_email else ["A1", None, None])
+
+
+def test_rows_without_any_id_are_reported_not_given_an_invented_one():
+    result = resolve(rows(
+        {"customer_id": None, "email": "ghost@example.com"},
+        {"customer_id": None, "email": "known@example.com"},
+    ), existing={"K": {"customer_id": "K", "email": "known@example.com"}},
+        known={"email": {"known@example.com": "K"}})
+    assert result.without_id == [1]
+    assert [p["customer_id"] for p in result.profiles] == ["K"]
+    assert result.row_outcomes == {2: ("clean", "K")}

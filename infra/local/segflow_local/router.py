@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 import boto3
 
-from segflow_local.stack import REGION, Deployment, FunctionSpec, QueueSource
+from segflow_local.stack import REGION, Deployment, FunctionSpec, QueueSource, RuleSource
 
 
 @dataclass
@@ -149,11 +150,53 @@ class Router:
         )
         return len(messages)
 
+    def poll_rule(self, source: RuleSource) -> int:
+        """Rule matches reach the function as the EventBridge event itself (asynchronous invocation)."""
+        messages = self.sqs.receive_message(QueueUrl=source.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            event = json.loads(message["Body"])
+            self.delivered.append((source.function, event))
+            self._invoke_async(source.function, event, source.max_attempts, source.dead_letter_arn)
+            self.sqs.delete_message(QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
+    def _invoke_async(self, function: str, event: dict[str, Any], attempts: int, dead_letter_arn: str | None) -> None:
+        started = time.monotonic()
+        error = None
+        for _ in range(attempts):
+            try:
+                self.invoke(function, event)
+                error = None
+                break
+            except Exception:  # noqa: BLE001 - Lambda retries an async invocation that raised
+                error = traceback.format_exc(limit=5)
+        if error and dead_letter_arn:
+            queue_url = self.sqs.get_queue_url(QueueName=dead_letter_arn.rsplit(":", 1)[1])["QueueUrl"]
+            self.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
+        self.invocations.append(Invocation(function, 1, 1 if error else 0, error, time.monotonic() - started))
+
+    def fire_schedules(self, names: list[str] | None = None) -> int:
+        """Runs scheduled functions once now (the nightly and weekly work), with the scheduled event shape."""
+        fired = 0
+        for schedule in self.deployment.schedules:
+            if names is not None and schedule.name not in names and schedule.function not in names:
+                continue
+            event = schedule.input or {
+                "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+                "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "region": REGION, "resources": [schedule.name], "detail": {},
+            }
+            self.delivered.append((schedule.function, event))
+            self._invoke_async(schedule.function, event, 3, None)
+            fired += 1
+        return fired
+
     def run_until_idle(self, idle_rounds: int = 3, pause: float = 0.05, max_rounds: int = 100_000) -> int:
         """Pump every queue until nothing arrives for a few rounds (S3 notifications are asynchronous)."""
         handled = quiet = 0
         for _ in range(max_rounds):
             round_handled = sum(self.poll_queue(s) for s in self.deployment.queue_sources)
+            round_handled += sum(self.poll_rule(r) for r in self.deployment.rule_sources)
             handled += round_handled
             quiet = 0 if round_handled else quiet + 1
             if quiet >= idle_rounds:

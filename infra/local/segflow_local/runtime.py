@@ -60,6 +60,7 @@ class LocalRuntime:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": self.log_level,
             "POWERTOOLS_METRICS_NAMESPACE": "segflow",
+            "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines are CloudWatch's business, not a terminal's
             "SEGFLOW_AS_OF": self.as_of.isoformat() if self.as_of else "",
         }
         self.router = Router(self.deployment, extra)

@@ -8,9 +8,12 @@ recorded but not enforced: moto does not evaluate IAM, and the template tests ch
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -64,9 +67,30 @@ class QueueSource:
 
 
 @dataclass
+class RuleSource:
+    """An EventBridge rule with a Lambda target; locally its matches go through a shadow queue."""
+
+    rule: str
+    function: str
+    queue_url: str
+    max_attempts: int  # Lambda's asynchronous invocation: the first try plus two retries by default
+    dead_letter_arn: str | None
+
+
+@dataclass
+class ScheduleSource:
+    name: str
+    function: str
+    expression: str
+    input: dict[str, Any] | None
+
+
+@dataclass
 class Deployment:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     queue_sources: list[QueueSource] = field(default_factory=list)
+    rule_sources: list[RuleSource] = field(default_factory=list)
+    schedules: list[ScheduleSource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     physical: dict[str, Any] = field(default_factory=dict)  # logical id -> Ref value
     skipped: dict[str, str] = field(default_factory=dict)  # logical id -> type not emulated
@@ -79,21 +103,38 @@ def free_port() -> int:
 
 
 class MotoServer:
+    """moto in server mode, in its own process: it then works on the other core instead of competing
+    with the handlers for this process's GIL."""
+
     def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         self.port = free_port()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "MotoServer":
-        # werkzeug logs every request to stderr; a run makes tens of thousands of them.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server.start()
-        return self
+    def start(self, timeout: float = 30.0) -> "MotoServer":
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+                urllib.request.urlopen(request, timeout=2)
+                return self
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto server did not start on port {self.port}") from None
+                time.sleep(0.1)
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
 
 
 def aws_environment(endpoint: str, region: str = REGION) -> dict[str, str]:
@@ -271,6 +312,61 @@ class StackDeployer:
             )
         )
         resolver.refs[name] = f"{self.stack_name}-{name}"
+
+
+    def _lambda_target(self, dep: Deployment, arn: str) -> FunctionSpec | None:
+        return next((f for f in dep.functions.values() if arn.endswith(f":function:{f.name}")), None)
+
+    def _create_AWS_Events_Rule(self, name: str, props: dict, resolver: Resolver, dep: Deployment) -> None:
+        events = self.session.client("events")
+        bus = props.get("EventBusName", "default")
+        bus = bus.rsplit("/", 1)[-1] if bus.startswith("arn:") else bus
+        rule = props.get("Name") or f"{self.stack_name}-{name}"[:64]
+        resolver.refs[name] = rule
+        resolver.attrs[name] = {"Arn": f"arn:aws:events:{self.region}:{ACCOUNT_ID}:rule/{bus}/{rule}"}
+        if "ScheduleExpression" in props:
+            for target in props.get("Targets", []):
+                function = self._lambda_target(dep, target["Arn"])
+                if function:
+                    payload = json.loads(target["Input"]) if "Input" in target else None
+                    dep.schedules.append(ScheduleSource(rule, function.logical_id, props["ScheduleExpression"], payload))
+            return
+        events.put_rule(
+            Name=rule,
+            EventBusName=bus,
+            EventPattern=json.dumps(props["EventPattern"]),
+            State=props.get("State", "ENABLED"),
+        )
+        sqs = self.session.client("sqs")
+        for index, target in enumerate(props.get("Targets", [])):
+            function = self._lambda_target(dep, target["Arn"])
+            if function is None:
+                events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": target["Id"], "Arn": target["Arn"]}])
+                continue
+            shadow = f"{rule}-to-{function.logical_id}"[:80]
+            url = sqs.create_queue(QueueName=shadow)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": f"local{index}", "Arn": arn}])
+            retry = target.get("RetryPolicy", {})
+            dep.rule_sources.append(
+                RuleSource(
+                    rule=rule,
+                    function=function.logical_id,
+                    queue_url=url,
+                    max_attempts=1 + int(retry.get("MaximumRetryAttempts", 2)),
+                    dead_letter_arn=target.get("DeadLetterConfig", {}).get("Arn"),
+                )
+            )
+
+    def _create_AWS_Scheduler_Schedule(self, name: str, props: dict, resolver: Resolver, dep: Deployment) -> None:
+        # moto cannot run EventBridge Scheduler; the router fires schedules on demand instead.
+        target = props["Target"]
+        function = self._lambda_target(dep, target["Arn"])
+        if function:
+            payload = json.loads(target["Input"]) if "Input" in target else None
+            dep.schedules.append(ScheduleSource(name, function.logical_id, props["ScheduleExpression"], payload))
+        resolver.refs[name] = f"{self.stack_name}-{name}"
+        resolver.attrs[name] = {"Arn": f"arn:aws:scheduler:{self.region}:{ACCOUNT_ID}:schedule/default/{name}"}
 
 
 def _as_list(value: Any) -> list[str]:

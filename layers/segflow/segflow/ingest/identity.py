@@ -44,6 +44,9 @@ class Resolution:
     row_outcomes: dict[int, tuple[str, str]]  # file row -> ("clean" | "merged", canonical customer_id)
     identities: list[tuple[str, str, str]]  # (kind, value, canonical id) keys to store
     absorbed: dict[str, str] = field(default_factory=dict)  # stored profile id -> the profile it merged into
+    # Rows of customers with no customer_id anywhere (no row and no stored profile has one): segflow
+    # never invents an id, so the caller quarantines them.
+    without_id: list[int] = field(default_factory=list)
 
 
 class _UnionFind:
@@ -124,9 +127,13 @@ def resolve_customers(
     outcomes: dict[int, tuple[str, str]] = {}
     identities: list[tuple[str, str, str]] = []
     absorbed: dict[str, str] = {}
+    without_id: list[int] = []
     for root, members in clusters.items():
         stored = [dict(existing[c]) for c in sorted(set(stored_by_root.get(root, []))) if c in existing]
         members.sort(key=lambda r: (_iso(r.get("updated_at")) or ingested_iso, r["_row"]))
+        if not stored and all(_empty(m.get("customer_id")) for m in members):
+            without_id.extend(m["_row"] for m in members)
+            continue
         canonical = _choose_canonical(stored, members)
         profile = _survive(canonical, stored, members, drop_id, ingested_iso)
         profiles.append(profile)
@@ -146,7 +153,7 @@ def resolve_customers(
     flag_possible_duplicates(profiles, fuzzy_threshold)
     for profile in profiles:
         profile["profile_hash"] = profile_hash(profile)
-    return Resolution(profiles, outcomes, identities, absorbed)
+    return Resolution(profiles, outcomes, identities, absorbed, without_id)
 
 
 def _signup_key(value: Any) -> str:

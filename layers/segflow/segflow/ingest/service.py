@@ -89,7 +89,8 @@ class IngestService:
             self._write_jsonl(keys.quarantine_key(dataset, drop_id), quarantined)
         else:
             if dataset == "customers":
-                clean, touched = self._ingest_customers(frame, acc, now)
+                clean, touched, no_id = self._ingest_customers(frame, acc, now)
+                quarantined.extend(_without_id_record(ref.key, drop_id, row) for row in no_id)
                 touched += self._attach_pending(acc)
             else:
                 clean, touched = self._ingest_records(frame, dataset, acc)
@@ -151,12 +152,14 @@ class IngestService:
     # ---- customers --------------------------------------------------------------------------
     def _ingest_customers(
         self, frame: pd.DataFrame, acc: DropAccounting, now: datetime
-    ) -> tuple[pd.DataFrame, list[str]]:
+    ) -> tuple[pd.DataFrame, list[str], list[dict[str, Any]]]:
+        """Returns the clean rows, the customers written and the rows that have no id to live under."""
         if frame.empty:
-            return frame, []
+            return frame, [], []
         pending_rows = frame
         written: list[str] = []
         outcomes: dict[int, tuple[str, str]] = {}
+        without_id: list[dict[str, Any]] = []
         for attempt in range(MAX_CONFLICT_RETRIES + 1):
             values = known_keys(pending_rows)
             known = {kind: self.profiles.resolve(kind, vals) for kind, vals in values.items()}
@@ -187,6 +190,7 @@ class IngestService:
             for row, outcome in resolution.row_outcomes.items():
                 if outcome[1] not in lost:
                     outcomes[row] = outcome
+            without_id += frame[frame["_row"].isin(resolution.without_id)].to_dict("records")
             written += [p["customer_id"] for p, _ in changed if p["customer_id"] not in lost]
             if not lost:
                 break
@@ -198,7 +202,7 @@ class IngestService:
             raise RuntimeError(f"profiles still conflicting after {MAX_CONFLICT_RETRIES} retries")
 
         acc.profiles_written = len(written)
-        frame = frame.copy()
+        frame = frame[frame["_row"].isin(outcomes)].copy()
         frame["source_customer_id"] = frame["customer_id"]
         frame["customer_id"] = frame["_row"].map(lambda r: outcomes[r][1])
         is_clean = frame["_row"].map(lambda r: outcomes[r][0] == "clean")
@@ -206,7 +210,7 @@ class IngestService:
         merges = [{"row": int(r), "merged_into": outcomes[r][1]} for r in frame.loc[~is_clean, "_row"]]
         if merges:
             self._write_jsonl(f"reports/merges/customers/{acc.drop_id}.jsonl", merges)
-        return _serialisable(frame[is_clean]), sorted(set(written))
+        return _serialisable(frame[is_clean]), sorted(set(written)), without_id
 
     # ---- orders, events, items, consent, erasure --------------------------------------------
     def _ingest_records(
@@ -337,6 +341,19 @@ def _quarantine_record(key: str, dataset: str, drop_id: str, q: Any) -> dict[str
         "reasons": [asdict(r) for r in q.reasons],
         "record": q.record,
     }
+
+
+def _without_id_record(key: str, drop_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    reason = {
+        "field": "customer_id",
+        "rule": "required",
+        "value": None,
+        "message": "no customer_id, and no known customer shares this email or phone: segflow never invents an id",
+    }
+    record = {k: (None if pd.isna(v) else str(v)) for k, v in row.items()
+              if not k.startswith("_") and not isinstance(v, (dict, list))}
+    return {"file": key, "dataset": "customers", "drop_id": drop_id, "row": int(row["_row"]),
+            "reasons": [reason], "record": record}
 
 
 def _serialisable(frame: pd.DataFrame) -> pd.DataFrame:
