@@ -160,3 +160,21 @@ def snapshot_bucket(runtime) -> dict[str, str]:
     s3 = boto3.client("s3")
     listing = s3.list_objects_v2(Bucket=runtime.bucket).get("Contents", [])
     return {o["Key"]: o["ETag"] for o in listing}
+
+
+def test_run_exports_a_spreadsheet_safe_quarantine_and_a_report(tmp_path):
+    import csv
+
+    from segflow_local.cli import run_pipeline
+
+    drop = tmp_path / "d1"
+    write(drop, "customers.csv", CUSTOMERS + "C5,=HYPERLINK(\"http://x\"),Eve,Doe,,US,,,,2024-01-01,\n")
+    out = tmp_path / "out"
+    summary = run_pipeline([drop], out, None)
+    assert summary["failed_invocations"] == 0
+    with (out / "quarantine" / "customers.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    formula = next(r for r in rows if "HYPERLINK" in (r.get("email") or ""))
+    assert not formula["email"].startswith("=")
+    assert (out / "report.html").read_text().count("<svg") > 0
+    assert {"profiles.jsonl", "accounting.json", "report.html"} <= {p.name for p in out.iterdir()}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import date, datetime, timezone
@@ -46,7 +47,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         args.out, customers=args.customers, orders=args.orders, seed=args.seed, as_of=args.as_of,
         dirty=not args.clean,
     )
-    print(summary)
+    print(json.dumps(summary.to_dict(), indent=2, default=str))
     return 0
 
 
@@ -68,6 +69,11 @@ def run_pipeline(data: Sequence[Path], out: Path, as_of: datetime | None, log_le
         summary = runtime.export(out)
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["failed_invocations"] = len(failures)
+    if as_of:
+        summary["as_of"] = as_of.date().isoformat()
+    from segflow_local.report import build_report
+
+    build_report(out, run_summary=summary)
     print_summary(summary, out)
     for failure in failures[:5]:
         print(f"FAILED {failure.function}: {failure.error or f'{failure.failed} record(s)'}", file=sys.stderr)
@@ -85,7 +91,7 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         )
     unreadable = [d["source_key"] for d in summary["accounting"]["drops"] if d["file_quarantined"]]
     print(f"\nprofiles: {summary['profiles']}   files quarantined whole: {len(unreadable)}   "
-          f"time: {summary['seconds']} s\nresults in {out}/ (profiles.jsonl, accounting.json, quarantine/)")
+          f"time: {summary['seconds']} s\nresults in {out}/ (report.html, profiles.jsonl, accounting.json, quarantine/)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -31,6 +31,25 @@ def dataset_of(path: Path, root: Path) -> str | None:
     return None
 
 
+def write_quarantine_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The quarantine as a spreadsheet for people to fix: formula-looking cells are neutralised."""
+    from segflow.ingest.csv_safe import write_people_csv
+
+    record_fields = sorted({k for r in rows for k in (r.get("record") or {})})
+    flat = []
+    for row in rows:
+        reasons = row.get("reasons") or []
+        flat.append({
+            "file": row.get("file"),
+            "row": row.get("row"),
+            "problems": "; ".join(f"{r.get('field')}: {r.get('rule')}" for r in reasons),
+            "messages": "; ".join(str(r.get("message")) for r in reasons),
+            **(row.get("record") or {}),
+        })
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        write_people_csv(flat, ["file", "row", "problems", "messages", *record_fields], fh)
+
+
 class LocalRuntime:
     def __init__(
         self,
@@ -167,4 +186,5 @@ class LocalRuntime:
             with (quarantine_dir / f"{dataset}.jsonl").open("w", encoding="utf-8") as fh:
                 for row in rows:
                     fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            write_quarantine_csv(quarantine_dir / f"{dataset}.csv", rows)
         return {"accounting": accounting, "profiles": len(profiles)}
