@@ -5,9 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
+# checkov and SAM CLI pin libraries that clash with the test environment: each gets its own venv.
+TOOLS_VENV := .venv-tools
+CHECKOV := $(TOOLS_VENV)/bin/checkov
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast build sizes bench bench-quick lock clean
+.PHONY: setup demo test test-fast pytest check lint-template build sizes bench bench-quick lock clean
 
 setup: $(STAMP)
 
@@ -18,17 +21,31 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-$(SAM): 
+$(SAM):
 	test -x $(SAM_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "aws-sam-cli==1.170.0"
+
+$(CHECKOV):
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "checkov==3.3.30"
 
 ## Run the main job on the embedded local default (generated sample, local AWS emulation).
 demo: setup
 	$(VENV)/bin/segflow demo --out demo-out
 
-## The whole test suite.
-test: setup
+## The whole test suite: template checks, Lambda size limits, then every test.
+test: check pytest
+
+pytest: setup
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+
+## Template checks: cfn-lint with the serverless rules, sam validate --lint, checkov (zero findings).
+lint-template: setup $(SAM) $(CHECKOV)
+	$(VENV)/bin/cfn-lint --template template.yaml --append-rules cfn_lint_serverless.rules
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template-file template.yaml
+	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
+
+check: lint-template sizes
 
 test-fast: setup
 	$(PY) -m pytest -q -x -m "not slow"
