@@ -75,3 +75,32 @@ def test_in_memory_publisher_keeps_the_wire_shape():
     publisher = InMemoryPublisher()
     publisher.publish([ingested()])
     assert publisher.events[0]["detail"]["counts"]["rows_in"] == 3
+
+
+def test_every_detail_type_parses_from_the_wire_shape():
+    from segflow.events.schemas import (
+        CustomerActivity, CustomerSelection, ProfilesScored, SegmentsChanged, parse_detail,
+    )
+
+    scored = ProfilesScored(run_id="r", mode="all", as_of=datetime(2026, 11, 1, tzinfo=timezone.utc),
+                            model_version=None, customers_scored=3,
+                            changed=CustomerSelection(count=1, customer_ids=["C1"]))
+    publisher = InMemoryPublisher()
+    publisher.publish([scored, SegmentsChanged(run_id="r", trigger="ProfilesScored", changed=scored.changed)])
+    parsed = [parse_detail(e) for e in publisher.events]
+    assert parsed[0] == scored and parsed[1].changed.customer_ids == ["C1"]
+    with pytest.raises(ValidationError):
+        CustomerActivity.model_validate({"event_id": "e", "event_type": "teleport",
+                                         "timestamp": "2026-11-01T00:00:00Z"})
+
+
+def test_selections_spill_to_s3_beyond_the_inline_limit(tmp_path):
+    from segflow.events.selection import resolve, select
+    from segflow.store.objects import LocalObjectStore
+
+    objects = LocalObjectStore(tmp_path)
+    small = select(objects, ["b", "a", "a"], "manifests/x.json")
+    assert small.customer_ids == ["a", "b"] and small.customer_ids_key is None
+    big = select(objects, [str(i) for i in range(MAX_INLINE_IDS + 5)], "manifests/y.json")
+    assert big.customer_ids == [] and big.count == MAX_INLINE_IDS + 5
+    assert len(resolve(objects, big)) == MAX_INLINE_IDS + 5

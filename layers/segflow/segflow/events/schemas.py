@@ -50,3 +50,155 @@ class DataIngested(EventDetail):
     customer_ids: list[str] = Field(default_factory=list, max_length=MAX_INLINE_IDS)
     customer_ids_key: str | None = None
     ingested_at: datetime
+
+
+class CustomerSelection(BaseModel):
+    """Which customers an event concerns: a short list inline, a long one in an S3 manifest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    count: int = Field(ge=0)
+    customer_ids: list[str] = Field(default_factory=list, max_length=MAX_INLINE_IDS)
+    customer_ids_key: str | None = None
+    everyone: bool = False  # a full recomputation: consumers re-read every customer
+
+
+class ProfilesScored(EventDetail):
+    detail_type: ClassVar[str] = "ProfilesScored"
+    source: ClassVar[str] = "segflow.score"
+
+    run_id: str
+    mode: Literal["touched", "all"]
+    as_of: datetime
+    model_version: str | None
+    customers_scored: int = Field(ge=0)
+    changed: CustomerSelection
+
+
+class ModelTrained(EventDetail):
+    detail_type: ClassVar[str] = "ModelTrained"
+    source: ClassVar[str] = "segflow.train"
+
+    model_name: str
+    version: str
+    artifact_key: str
+    metrics: dict[str, float | int | str | None] = Field(default_factory=dict)
+    trained_at: datetime
+
+
+class ConsentInput(BaseModel):
+    """One consent fact submitted from outside (preference centre, a destination, an import)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    email: str | None = None
+    customer_id: str | None = None
+    channel: Literal["email"] = "email"
+    status: Literal["opted_in", "opted_out"]
+    timestamp: datetime
+    source: str
+    lawful_basis: Literal["consent", "legitimate_interest", "contract"] | None = None
+    double_opt_in_confirmed: bool = False
+    region: str | None = None
+
+
+class ConsentChanged(EventDetail):
+    """Submitted by any producer with `records`; published by segflow.consent with `changed`."""
+
+    detail_type: ClassVar[str] = "ConsentChanged"
+    source: ClassVar[str] = "segflow.consent"
+
+    records: list[ConsentInput] = Field(default_factory=list, max_length=500)
+    changed: CustomerSelection | None = None
+    reason: str | None = None
+
+
+class ErasureRequested(EventDetail):
+    detail_type: ClassVar[str] = "ErasureRequested"
+    source: ClassVar[str] = "segflow.consent"
+
+    email: str | None = None
+    customer_id: str | None = None
+    requested_at: datetime
+
+
+class ErasureCompleted(EventDetail):
+    detail_type: ClassVar[str] = "ErasureCompleted"
+    source: ClassVar[str] = "segflow.consent"
+
+    request_id: str
+    subject_hash: str
+    counts: dict[str, int]
+    report_key: str
+    completed_at: datetime
+
+
+ActivityType = Literal[
+    "page_view", "product_view", "cart_add", "checkout", "purchase", "email_open", "email_click", "unsubscribe"
+]
+
+
+class CustomerActivity(EventDetail):
+    """A single activity in real time (a purchase, a cart add, an unsubscribe...)."""
+
+    detail_type: ClassVar[str] = "CustomerActivity"
+    source: ClassVar[str] = "segflow.activity"
+
+    event_id: str
+    customer_id: str | None = None
+    email: str | None = None
+    event_type: ActivityType
+    timestamp: datetime
+    product_id: str | None = None
+    campaign_id: str | None = None
+    order_id: str | None = None
+    total: float | None = None
+    currency: str | None = None
+
+
+class SegmentChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    segment: str
+    entered: list[str] = Field(default_factory=list)
+    exited: list[str] = Field(default_factory=list)
+
+
+class SegmentsChanged(EventDetail):
+    detail_type: ClassVar[str] = "SegmentsChanged"
+    source: ClassVar[str] = "segflow.segment"
+
+    run_id: str
+    trigger: str  # the event type that caused the evaluation
+    changed: CustomerSelection
+    changes: list[SegmentChange] = Field(default_factory=list)
+    changes_key: str | None = None  # when the per-segment lists are too long for the event
+
+
+class SyncCompleted(EventDetail):
+    detail_type: ClassVar[str] = "SyncCompleted"
+    source: ClassVar[str] = "segflow.sync"
+
+    run_id: str
+    destination: Literal["mailchimp", "hubspot"]
+    status: Literal["completed", "partial", "stopped_daily_limit", "dry_run"]
+    contacts_pushed: int = Field(ge=0)
+    api_calls: int = Field(ge=0)
+    retries: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    duration_s: float = Field(ge=0)
+
+
+DETAIL_TYPES: dict[str, type[EventDetail]] = {
+    cls.detail_type: cls
+    for cls in (
+        DataIngested, ProfilesScored, ModelTrained, ConsentChanged, ErasureRequested, ErasureCompleted,
+        CustomerActivity, SegmentsChanged, SyncCompleted,
+    )
+}
+
+
+def parse_detail(event: dict) -> EventDetail:
+    """The typed detail of an EventBridge event delivered to a handler."""
+    model = DETAIL_TYPES[event["detail-type"]]
+    return model.model_validate(event["detail"])
