@@ -156,7 +156,8 @@ class Router:
         for message in messages:
             event = json.loads(message["Body"])
             self.delivered.append((source.function, event))
-            self._invoke_async(source.function, event, source.max_attempts, source.dead_letter_arn)
+            attempts, on_failure = self.deployment.invoke_configs.get(source.function, (3, None))
+            self._invoke_async(source.function, event, attempts, on_failure or source.dead_letter_arn)
             self.sqs.delete_message(QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
 
@@ -187,7 +188,8 @@ class Router:
                 "region": REGION, "resources": [schedule.name], "detail": {},
             }
             self.delivered.append((schedule.function, event))
-            self._invoke_async(schedule.function, event, 3, None)
+            attempts, on_failure = self.deployment.invoke_configs.get(schedule.function, (3, None))
+            self._invoke_async(schedule.function, event, attempts, on_failure)
             fired += 1
         return fired
 

@@ -36,7 +36,6 @@ NOT_EMULATED = {
     "AWS::SNS::TopicPolicy",
     "AWS::CloudWatch::Alarm",
     "AWS::CloudWatch::Dashboard",
-    "AWS::SecretsManager::Secret",
     "AWS::Scheduler::ScheduleGroup",
 }
 
@@ -91,6 +90,8 @@ class Deployment:
     queue_sources: list[QueueSource] = field(default_factory=list)
     rule_sources: list[RuleSource] = field(default_factory=list)
     schedules: list[ScheduleSource] = field(default_factory=list)
+    # function logical id -> (attempts, on-failure SQS ARN) from EventInvokeConfig
+    invoke_configs: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     physical: dict[str, Any] = field(default_factory=dict)  # logical id -> Ref value
     skipped: dict[str, str] = field(default_factory=dict)  # logical id -> type not emulated
@@ -313,6 +314,25 @@ class StackDeployer:
         )
         resolver.refs[name] = f"{self.stack_name}-{name}"
 
+
+    def _create_AWS_SecretsManager_Secret(self, name: str, props: dict, resolver: Resolver, dep: Deployment) -> None:
+        import secrets as token_source
+
+        secret_name = props.get("Name") or f"{self.stack_name}-{name}"
+        kwargs: dict[str, Any] = {"Name": secret_name, "Description": props.get("Description", "")}
+        if "SecretString" in props:
+            kwargs["SecretString"] = props["SecretString"]
+        elif "GenerateSecretString" in props:
+            kwargs["SecretString"] = token_source.token_urlsafe(int(props["GenerateSecretString"].get("PasswordLength", 32)))
+        arn = self.session.client("secretsmanager").create_secret(**kwargs)["ARN"]
+        resolver.refs[name] = arn
+        resolver.attrs[name] = {"Id": arn}
+
+    def _create_AWS_Lambda_EventInvokeConfig(self, name: str, props: dict, resolver: Resolver, dep: Deployment) -> None:
+        function = next(f for f in dep.functions.values() if f.name == props["FunctionName"])
+        on_failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        dep.invoke_configs[function.logical_id] = (1 + int(props.get("MaximumRetryAttempts", 2)), on_failure)
+        resolver.refs[name] = f"{self.stack_name}-{name}"
 
     def _lambda_target(self, dep: Deployment, arn: str) -> FunctionSpec | None:
         return next((f for f in dep.functions.values() if arn.endswith(f":function:{f.name}")), None)
