@@ -65,6 +65,8 @@ def run_pipeline(data: Sequence[Path], out: Path, as_of: datetime | None, log_le
                 print(f"skipped {path}: its name matches no dataset", file=sys.stderr)
             print(f"drop {runtime.drops}: {len(uploaded)} file(s) from {folder}")
             runtime.settle()
+        print("running the scheduled work (train, nightly score, sync) ...")
+        runtime.run_scheduled_work()
         failures = [i for i in runtime.router.invocations if i.error or i.failed] if runtime.router else []
         summary = runtime.export(out)
     summary["seconds"] = round(time.monotonic() - started, 1)

@@ -147,20 +147,39 @@ class LocalRuntime:
         return {"drops": drops, "totals": {k: dict(v) for k, v in sorted(totals.items())}}
 
     def profiles(self) -> list[dict[str, Any]]:
+        """One view per unified customer: its PROFILE item merged with the items other functions own."""
+        from segflow.store.customers import merge_view
         from segflow.store.profiles import from_dynamo
 
         table = boto3.resource("dynamodb", region_name=REGION).Table(self.table_name)
-        items, kwargs = [], {"FilterExpression": Attr("sk").eq("PROFILE") & Attr("merged_into").not_exists()}
+        by_customer: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        kwargs: dict[str, Any] = {"FilterExpression": Attr("pk").begins_with("CUST#")}
         while True:
             page = table.scan(**kwargs)
-            items.extend(from_dynamo(i) for i in page["Items"])
+            for item in page["Items"]:
+                by_customer[item["pk"]][item["sk"]] = from_dynamo(item)
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        for item in items:
-            item.pop("pk", None)
-            item.pop("sk", None)
-        return sorted(items, key=lambda p: p["customer_id"])
+        views = []
+        for items in by_customer.values():
+            profile = items.get("PROFILE")
+            if profile is None or "merged_into" in profile:
+                continue
+            view = merge_view(items)
+            for key in ("pk", "sk", "profile_hash", "version"):
+                view.pop(key, None)
+            views.append(view)
+        return sorted(views, key=lambda p: p["customer_id"])
+
+    def run_scheduled_work(self) -> None:
+        """The nightly and weekly work, in the order a night would run it: train, score, then sync."""
+        assert self.router and self.deployment
+        functions = {s.function for s in self.deployment.schedules}
+        for function in ("TrainFunction", "ScoreFunction", "SyncPlanFunction"):
+            if function in functions:
+                self.router.fire_schedules([function])
+                self.settle()
 
     def quarantine(self) -> dict[str, list[dict[str, Any]]]:
         s3 = self.s3()

@@ -32,6 +32,10 @@ class Settings(BaseModel):
     # Fixes "now" for every computation (local replays, tests); None means the real clock.
     as_of: datetime | None = Field(None, alias="SEGFLOW_AS_OF")
     write_concurrency: int = Field(8, alias="WRITE_CONCURRENCY", gt=0, le=64)
+    clv_horizon_days: int = Field(365, alias="CLV_HORIZON_DAYS", gt=0)
+    churn_horizon_days: int = Field(90, alias="CHURN_HORIZON_DAYS", gt=0)
+    # S3 key of the segments file; the shipped default applies when the object does not exist.
+    segments_config_key: str = Field("config/segments.yaml", alias="SEGMENTS_CONFIG_KEY")
 
     @field_validator("column_aliases", mode="before")
     @classmethod

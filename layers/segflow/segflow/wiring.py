@@ -12,6 +12,7 @@ from botocore.config import Config
 
 from segflow.config import Settings
 from segflow.events.bus import EventBridgePublisher
+from segflow.store.customers import DynamoCustomerItems
 from segflow.store.objects import S3ObjectStore
 from segflow.store.profiles import DynamoProfileStore
 
@@ -35,6 +36,11 @@ def object_store(settings: Settings) -> S3ObjectStore:
 def profile_store(settings: Settings) -> DynamoProfileStore:
     table = session().resource("dynamodb", config=BOTO_CONFIG).Table(settings.table_name)
     return DynamoProfileStore(table, concurrency=settings.write_concurrency)
+
+
+def customer_items(settings: Settings) -> DynamoCustomerItems:
+    table = session().resource("dynamodb", config=BOTO_CONFIG).Table(settings.table_name)
+    return DynamoCustomerItems(table, concurrency=settings.write_concurrency)
 
 
 def publisher(settings: Settings) -> EventBridgePublisher:

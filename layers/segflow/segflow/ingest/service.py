@@ -93,7 +93,7 @@ class IngestService:
                 quarantined.extend(_without_id_record(ref.key, drop_id, row) for row in no_id)
                 touched += self._attach_pending(acc)
             else:
-                clean, touched = self._ingest_records(frame, dataset, acc)
+                clean, touched = self._ingest_records(frame, dataset, acc, now)
             for q in quarantined:
                 acc.quarantine_rules.update(r["rule"] for r in q["reasons"])
             acc.quarantined = len(quarantined)
@@ -214,7 +214,7 @@ class IngestService:
 
     # ---- orders, events, items, consent, erasure --------------------------------------------
     def _ingest_records(
-        self, frame: pd.DataFrame, dataset: str, acc: DropAccounting
+        self, frame: pd.DataFrame, dataset: str, acc: DropAccounting, now: datetime
     ) -> tuple[pd.DataFrame, list[str]]:
         if frame.empty:
             return frame, []
@@ -233,6 +233,8 @@ class IngestService:
             frame = frame[~same]
 
         frame = frame.copy()
+        # When the row arrived: a later drop's version of the same order (say, now refunded) wins.
+        frame["_ingested_at"] = pd.Timestamp(now)
         if "customer_id" in frame or "email" in frame:
             ids = frame["customer_id"].dropna().unique().tolist() if "customer_id" in frame else []
             emails = frame["email"].dropna().unique().tolist() if "email" in frame else []
