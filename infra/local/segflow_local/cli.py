@@ -30,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", type=Path, action="append", required=True, help="a folder = one drop")
     run.add_argument("--out", type=Path, required=True)
     run.add_argument("--as-of", type=_as_of, default=None, help="fixes 'now' (YYYY-MM-DD)")
+    run.add_argument("--segments", type=Path, default=None, help="segment configuration (YAML)")
+    run.add_argument("--dry-run", action="store_true", help="plan destination changes, call no API")
+    run.add_argument("--faults", type=float, default=0.0, help="fraction of destination requests that fail")
+    run.add_argument("--clv-horizon-days", type=int, default=365)
+    run.add_argument("--churn-horizon-days", type=int, default=90)
     run.add_argument("--log-level", default="WARNING")
 
     demo = commands.add_parser("demo", help="generate a sample and run it end to end locally")
@@ -51,14 +56,39 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_pipeline(data: Sequence[Path], out: Path, as_of: datetime | None, log_level: str = "WARNING") -> dict[str, Any]:
+def run_pipeline(
+    data: Sequence[Path],
+    out: Path,
+    as_of: datetime | None,
+    log_level: str = "WARNING",
+    *,
+    segments: Path | None = None,
+    dry_run: bool = False,
+    faults: float = 0.0,
+    clv_horizon_days: int = 365,
+    churn_horizon_days: int = 90,
+) -> dict[str, Any]:
     from segflow_local.runtime import LocalRuntime
 
     for folder in data:
         if not folder.is_dir():
             raise SystemExit(f"segflow run: --data {folder} is not a folder")
+    if segments is not None and not segments.is_file():
+        raise SystemExit(f"segflow run: --segments {segments} is not a file")
+    if segments is not None:
+        from segflow.segments.config import SegmentConfigError, load_segments
+
+        try:
+            load_segments(segments)
+        except SegmentConfigError as err:
+            raise SystemExit(f"segflow run: {segments} is not a valid segment configuration:\n{err}") from None
+    env = {
+        "SYNC_DRY_RUN": "true" if dry_run else "false",
+        "CLV_HORIZON_DAYS": str(clv_horizon_days),
+        "CHURN_HORIZON_DAYS": str(churn_horizon_days),
+    }
     started = time.monotonic()
-    with LocalRuntime(as_of=as_of, log_level=log_level) as runtime:
+    with LocalRuntime(as_of=as_of, log_level=log_level, faults=faults, env=env, segments_file=segments) as runtime:
         for folder in data:
             uploaded, skipped = runtime.upload_folder(folder)
             for path in skipped:
@@ -97,7 +127,10 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    summary = run_pipeline(args.data, args.out, args.as_of, args.log_level)
+    summary = run_pipeline(
+        args.data, args.out, args.as_of, args.log_level, segments=args.segments, dry_run=args.dry_run,
+        faults=args.faults, clv_horizon_days=args.clv_horizon_days, churn_horizon_days=args.churn_horizon_days,
+    )
     return 1 if summary["failed_invocations"] else 0
 
 

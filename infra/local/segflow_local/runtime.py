@@ -59,6 +59,10 @@ class LocalRuntime:
         stack_name: str = "segflow-local",
         log_level: str = "WARNING",
         template: Path | None = None,
+        faults: float = 0.0,
+        destinations: bool = True,
+        env: dict[str, str] | None = None,
+        segments_file: Path | None = None,
     ) -> None:
         self.repo_root = repo_root
         self.template = template or repo_root / "template.yaml"
@@ -70,11 +74,17 @@ class LocalRuntime:
         self.router: Router | None = None
         self._previous_env: dict[str, str | None] = {}
         self.drops = 0
+        self.faults = faults
+        self.with_destinations = destinations
+        self.mailchimp: Any = None
+        self.hubspot: Any = None
+        self.env_overrides = dict(env or {})
+        self.segments_file = segments_file
 
     def __enter__(self) -> "LocalRuntime":
         self.server = MotoServer().start()
         self._previous_env = set_aws_environment(self.server.endpoint)
-        self.deployment = StackDeployer(self.repo_root, self.stack_name, {"Environment": "dev"}).deploy(self.template)
+        parameters = {"Environment": "dev"}
         extra = {
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": self.log_level,
@@ -82,10 +92,39 @@ class LocalRuntime:
             "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines are CloudWatch's business, not a terminal's
             "SEGFLOW_AS_OF": self.as_of.isoformat() if self.as_of else "",
         }
-        self.router = Router(self.deployment, extra)
+        if self.with_destinations:
+            extra.update(self._start_destinations())
+            parameters["MailchimpListId"] = self.mailchimp.default_list_id
+        self.deployment = StackDeployer(self.repo_root, self.stack_name, parameters).deploy(self.template)
+        if self.with_destinations:
+            self._store_destination_secrets()
+        if self.segments_file is not None:
+            # Where a deployment keeps its segment configuration (SEGMENTS_CONFIG_KEY).
+            self.s3().upload_file(str(self.segments_file), self.bucket, "config/segments.yaml")
+        self.router = Router(self.deployment, {**extra, **self.env_overrides})
         return self
 
+    def _start_destinations(self) -> dict[str, str]:
+        """Real HTTP servers that enforce the Mailchimp and HubSpot contracts, on loopback."""
+        from segflow_local.fakes import FakeHubSpot, FakeMailchimp
+
+        self.mailchimp = FakeMailchimp(fault_rate=self.faults, seed=1, record_exchanges=False).start()
+        self.hubspot = FakeHubSpot(fault_rate=self.faults, seed=2, record_exchanges=False).start()
+        return {"MAILCHIMP_BASE_URL": self.mailchimp.base_url, "HUBSPOT_BASE_URL": self.hubspot.base_url}
+
+    def _store_destination_secrets(self) -> None:
+        """Credentials go where they go on AWS: into the template's Secrets Manager secrets."""
+        assert self.deployment
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        secrets.put_secret_value(SecretId=self.deployment.physical["MailchimpSecret"],
+                                 SecretString=json.dumps({"api_key": self.mailchimp.api_key}))
+        secrets.put_secret_value(SecretId=self.deployment.physical["HubSpotSecret"],
+                                 SecretString=json.dumps({"token": self.hubspot.token}))
+
     def __exit__(self, *exc: Any) -> None:
+        for fake in (self.mailchimp, self.hubspot):
+            if fake is not None:
+                fake.stop()
         if self.server:
             self.server.stop()
         for key, value in self._previous_env.items():
@@ -206,4 +245,9 @@ class LocalRuntime:
                 for row in rows:
                     fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             write_quarantine_csv(quarantine_dir / f"{dataset}.csv", rows)
+        destinations = out / "destinations"
+        destinations.mkdir(exist_ok=True)
+        for name, fake in (("mailchimp", self.mailchimp), ("hubspot", self.hubspot)):
+            if fake is not None:
+                (destinations / f"{name}.json").write_text(json.dumps(fake.state(), indent=2, default=str))
         return {"accounting": accounting, "profiles": len(profiles)}

@@ -34,6 +34,17 @@ class Settings(BaseModel):
     write_concurrency: int = Field(8, alias="WRITE_CONCURRENCY", gt=0, le=64)
     clv_horizon_days: int = Field(365, alias="CLV_HORIZON_DAYS", gt=0)
     churn_horizon_days: int = Field(90, alias="CHURN_HORIZON_DAYS", gt=0)
+    # Sync: where work items go, which audience, which tier's limits; dry run plans without calling APIs.
+    sync_dry_run: bool = Field(False, alias="SYNC_DRY_RUN")
+    mailchimp_queue_url: str | None = Field(None, alias="MAILCHIMP_QUEUE_URL")
+    hubspot_queue_url: str | None = Field(None, alias="HUBSPOT_QUEUE_URL")
+    mailchimp_list_id: str | None = Field(None, alias="MAILCHIMP_LIST_ID")
+    hubspot_tier: str = Field("starter", alias="HUBSPOT_TIER")
+    destination_secret: str | None = Field(None, alias="DESTINATION_SECRET")
+    # Base URLs are derived from credentials on AWS; local runs point them at the fake servers.
+    mailchimp_base_url: str | None = Field(None, alias="MAILCHIMP_BASE_URL")
+    hubspot_base_url: str | None = Field(None, alias="HUBSPOT_BASE_URL")
+    segments_config_key: str = Field("config/segments.yaml", alias="SEGMENTS_CONFIG_KEY")
     # S3 key of the segments file; the shipped default applies when the object does not exist.
     segments_config_key: str = Field("config/segments.yaml", alias="SEGMENTS_CONFIG_KEY")
 
@@ -44,7 +55,10 @@ class Settings(BaseModel):
             return json.loads(value) if value.strip() else {}
         return value
 
-    @field_validator("default_currency", "as_of", mode="before")
+    @field_validator(
+        "default_currency", "as_of", "mailchimp_queue_url", "hubspot_queue_url", "mailchimp_list_id",
+        "destination_secret", "mailchimp_base_url", "hubspot_base_url", mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
