@@ -125,3 +125,14 @@ def test_every_row_is_accounted_for_exactly_once(tmp_path_factory, customers, or
         if dataset == "customers":
             assert len(row_numbers_out(objects, dataset, acc["drop_id"])) == n
             assert len(set(row_numbers_out(objects, dataset, acc["drop_id"]))) == n
+
+
+def test_consent_drops_get_a_json_lines_copy_for_light_readers(tmp_path):
+    service, objects, _, _ = make_service(tmp_path)
+    text = ("email,status,timestamp,source,lawful_basis,double_opt_in_confirmed\n"
+            "A@Example.com,opted_in,2026-10-01T10:00:00Z,signup form,consent,true\n")
+    acc = service.ingest(drop(objects, "raw/consent/c.csv", text)).accounting
+    lines = objects.get_bytes(f"clean/consent/{acc['drop_id']}.jsonl").decode().splitlines()
+    record = json.loads(lines[0])
+    assert record["email"] == "a@example.com" and record["status"] == "opted_in"
+    assert record["timestamp"].startswith("2026-10-01T10:00:00")

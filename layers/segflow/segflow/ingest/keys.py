@@ -20,6 +20,11 @@ def clean_key(dataset: str, drop_id: str) -> str:
     return f"clean/{dataset}/{drop_id}.parquet"
 
 
+def clean_jsonl_key(dataset: str, drop_id: str) -> str:
+    """A JSON Lines copy of small datasets (consent, erasure) that light functions read without pandas."""
+    return f"clean/{dataset}/{drop_id}.jsonl"
+
+
 def accounting_key(dataset: str, drop_id: str) -> str:
     return f"clean/{dataset}/{drop_id}.accounting.json"
 
@@ -46,3 +51,7 @@ def manifest_key(drop_id: str) -> str:
 
 def is_clean_data(key: str) -> bool:
     return key.startswith("clean/") and key.endswith(".parquet")
+
+
+def is_clean_jsonl(key: str) -> bool:
+    return key.startswith("clean/") and key.endswith(".jsonl")

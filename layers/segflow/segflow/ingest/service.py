@@ -35,6 +35,8 @@ from segflow.store.profiles import ProfileStore
 RECORD_ID = {"orders": "order_id", "events": "event_id", "order_items": None, "consent": None, "erasure": None}
 # Datasets whose rows must name a known customer; unknown ones are kept aside in pending/.
 NEEDS_CUSTOMER = {"orders", "events"}
+# Small datasets read by light functions (no pandas): also written as JSON Lines.
+JSONL_COPY = {"consent", "erasure"}
 MAX_CONFLICT_RETRIES = 3
 
 
@@ -101,6 +103,9 @@ class IngestService:
             acc.check()
             if len(clean):
                 self.objects.put_bytes(keys.clean_key(dataset, drop_id), to_parquet_bytes(clean))
+                if dataset in JSONL_COPY:
+                    rows = json.loads(clean.to_json(orient="records", date_format="iso", date_unit="us"))
+                    self._write_jsonl(keys.clean_jsonl_key(dataset, drop_id), rows)
             if quarantined:
                 self._write_jsonl(keys.quarantine_key(dataset, drop_id), quarantined)
             if warnings:
