@@ -33,6 +33,7 @@ from segflow_local.fakes.hubspot_models import (
     ListSearch,
     PropertyCreate,
     PropertyGroupCreate,
+    PropertyUpdate,
     RecordIds,
     StatusUpdate,
 )
@@ -201,6 +202,7 @@ class FakeHubSpot(FakeServer):
             Route("GET", props, self._get_properties),
             Route("POST", props, self._post_property, PropertyCreate),
             Route("GET", f"{props}/{{property_name}}", self._get_property),
+            Route("PATCH", f"{props}/{{property_name}}", self._patch_property, PropertyUpdate),
             Route("POST", lists, self._post_list, ListCreate),
             Route("POST", f"{lists}/search", self._search_lists, ListSearch),
             Route(
@@ -309,6 +311,14 @@ class FakeHubSpot(FakeServer):
                     404, f"Property {call.params['property_name']} does not exist.", "OBJECT_NOT_FOUND"
                 )
             return Reply(200, definition.as_json())
+
+        return self._guarded(run)
+
+    def _patch_property(self, call: Call) -> Reply:
+        def run() -> Reply:
+            self._object_type(call)
+            updated = self.store.update_property(call.params["property_name"], call.body, self.clock())
+            return Reply(200, updated.as_json())
 
         return self._guarded(run)
 

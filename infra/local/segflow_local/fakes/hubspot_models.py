@@ -89,6 +89,21 @@ class PropertyCreate(_Strict):
     externalOptions: bool | None = None
 
 
+class PropertyUpdate(_Strict):
+    """PATCH body: every field optional; `options`, when given, replaces the whole option list."""
+
+    label: str | None = Field(default=None, min_length=1)
+    type: PropertyType | None = None
+    fieldType: FieldType | None = None
+    groupName: str | None = Field(default=None, min_length=1)
+    options: list[OptionInput] | None = None
+    description: str | None = None
+    displayOrder: int | None = None
+    hidden: bool | None = None
+    formField: bool | None = None
+    calculationFormula: str | None = None
+
+
 class PropertyGroupCreate(_Strict):
     name: str = Field(min_length=1)
     label: str = Field(min_length=1)

@@ -27,6 +27,7 @@ from segflow_local.fakes.hubspot_models import (
     ListSearch,
     PropertyCreate,
     PropertyGroupCreate,
+    PropertyUpdate,
     StatusUpdate,
 )
 
@@ -105,6 +106,7 @@ class PropertyDef:
     has_unique_value: bool = False
     hidden: bool = False
     form_field: bool = False
+    updated_at: float | None = None
 
     @property
     def read_only(self) -> bool:
@@ -128,7 +130,7 @@ class PropertyDef:
             "externalOptions": False,
             "archived": False,
             "createdAt": utc_iso_millis(self.created_at),
-            "updatedAt": utc_iso_millis(self.created_at),
+            "updatedAt": utc_iso_millis(self.updated_at if self.updated_at is not None else self.created_at),
             "modificationMetadata": {
                 "archivable": not self.hubspot_defined,
                 "readOnlyDefinition": self.hubspot_defined,
@@ -288,6 +290,43 @@ class HubSpotStore:
         )
         self.properties[request.name] = created
         return created
+
+    def update_property(self, name: str, request: PropertyUpdate, now: float) -> PropertyDef:
+        """PATCH semantics: only the given fields change; `options` replaces the whole list, so a client
+        adding an option sends the existing ones too (options missing from the list are removed)."""
+        definition = self.properties.get(name)
+        if definition is None:
+            raise HubSpotError(404, f"Property {name} does not exist.", "OBJECT_NOT_FOUND")
+        if definition.hubspot_defined:
+            raise HubSpotError(400, f"Property {name} is defined by HubSpot and cannot be changed.")
+        new_type = request.type or definition.type
+        new_field_type = request.fieldType or definition.field_type
+        if new_field_type not in COMPATIBLE_FIELD_TYPES[new_type]:
+            raise HubSpotError(
+                400, f"fieldType '{new_field_type}' is not valid for a property of type '{new_type}'."
+            )
+        if request.groupName is not None and request.groupName not in self.groups:
+            raise HubSpotError(400, f"Property group '{request.groupName}' does not exist.")
+        if request.options is not None:
+            values = [o.value for o in request.options]
+            if len(values) != len(set(values)):
+                raise HubSpotError(400, "Option values must be unique.")
+            if new_type == "enumeration" and not values:
+                raise HubSpotError(400, "An enumeration property needs at least one option.")
+            definition.options = [o.model_dump(exclude_none=True) for o in request.options]
+        definition.type, definition.field_type = new_type, new_field_type
+        for attribute, value in (
+            ("label", request.label),
+            ("group_name", request.groupName),
+            ("description", request.description),
+            ("display_order", request.displayOrder),
+            ("hidden", request.hidden),
+            ("form_field", request.formField),
+        ):
+            if value is not None:
+                setattr(definition, attribute, value)
+        definition.updated_at = now
+        return definition
 
     def _value_problem(self, name: str, value: str) -> tuple[str, str] | None:
         """(code, message) when a property value is not acceptable; empty strings clear a value."""
