@@ -45,8 +45,12 @@ class Settings(BaseModel):
     mailchimp_base_url: str | None = Field(None, alias="MAILCHIMP_BASE_URL")
     hubspot_base_url: str | None = Field(None, alias="HUBSPOT_BASE_URL")
     segments_config_key: str = Field("config/segments.yaml", alias="SEGMENTS_CONFIG_KEY")
-    # S3 key of the segments file; the shipped default applies when the object does not exist.
-    segments_config_key: str = Field("config/segments.yaml", alias="SEGMENTS_CONFIG_KEY")
+    # Consent: secret names (an empty name means "not configured"), the activity window, erasure of raw drops.
+    mailchimp_secret: str = Field("", alias="MAILCHIMP_SECRET")
+    hubspot_secret: str = Field("", alias="HUBSPOT_SECRET")
+    erasure_salt_secret: str = Field("", alias="ERASURE_SALT_SECRET")
+    consent_activity_window_days: int | None = Field(365, alias="CONSENT_ACTIVITY_WINDOW_DAYS", gt=0)
+    erasure_delete_raw: bool = Field(True, alias="ERASURE_DELETE_RAW")
 
     @field_validator("column_aliases", mode="before")
     @classmethod

@@ -128,3 +128,20 @@ def test_default_guardrails(default_config):
     sizes = {f"S{i}": 100 for i in range(25)}
     assert check_guardrails(sizes, default_config) == []  # unknown names are not counted
     assert default_config.guardrails.max_active_segments == 20
+
+
+def test_a_held_member_of_an_exclusive_group_blocks_the_group_until_it_leaves():
+    grouped = parse_segments(
+        {
+            "hysteresis": {"exit_after_evaluations": 2},
+            "segments": [
+                {"name": "At risk", "builtin": "rfm:At Risk", "group": "life", "priority": 1},
+                {"name": "Valuable", "builtin": "clv:high", "group": "life", "priority": 2},
+            ],
+        }
+    )
+    held = diff({"At risk": "2026-04-01T00:00:00Z"}, {"Valuable"}, T0, None, grouped)
+    assert held.memberships == {"At risk": "2026-04-01T00:00:00Z"} and held.held == ["At risk"]
+    assert held.entered == [] and held.exited == []
+    switched = diff(held.memberships, {"Valuable"}, T0 + DAY, held.caps_state, grouped)
+    assert switched.exited == ["At risk"] and switched.entered == ["Valuable"]

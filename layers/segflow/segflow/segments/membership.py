@@ -9,6 +9,8 @@
   `hysteresis.exit_after_evaluations` consecutive evaluations (default 2, i.e. two nightly runs), so a
   customer sitting on a score boundary does not flap. A true evaluation resets the count. (Tiers get their
   own margin-based hysteresis in the scoring step.) Segments no longer in the file are left at once.
+  While a member of an exclusive group is held, the group's other segments are not entered (they are
+  entered at the evaluation that lets the held one go), so a contact is never in two segments of a group.
 - evaluating the same inputs again yields no entries or exits.
 
 The per-contact state is a JSON-friendly dict: {"entries": [[segment, iso], ...], "misses": {segment: n}}.
@@ -88,8 +90,14 @@ def diff(
             held.append(name)
 
     entered, capped = [], []
+    # An exclusive group keeps its held member until it leaves: a contact is never in two of its segments.
+    held_groups = {segments[n].group for n in held} - {None}
     candidates = sorted(
-        (segments[n] for n in current if n not in previous and n in segments),
+        (
+            segments[n]
+            for n in current
+            if n not in previous and n in segments and segments[n].group not in held_groups
+        ),
         key=lambda s: (s.priority, s.name),
     )
     for segment in candidates:
