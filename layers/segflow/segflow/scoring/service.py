@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import numpy as np
@@ -93,6 +93,9 @@ class ScoreService:
         if order_items is not None and orders is not None:
             table = table.join(recommend(orders, order_items, now), how="left")
         scored_at = pd.Timestamp(now).isoformat()
+        # Writes are ordered by when they happen, not by the business date: a replay with a fixed
+        # as_of (local runs, backfills) must still replace what an earlier run wrote.
+        written_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         version = "+".join(models[n]["version"] for n in MODEL_NAMES if n in models) or None
 
         records: dict[str, dict[str, Any]] = {}
@@ -102,11 +105,11 @@ class ScoreService:
             fields = {k: v for k, v in fields.items() if v is not None}
             fields["model_version"] = version
             hashes[str(customer_id)] = _row_hash(fields)
-            records[str(customer_id)] = {**fields, "scored_at": scored_at}
+            records[str(customer_id)] = {**fields, "scored_at": scored_at, "written_at": written_at}
 
         before = dict(zip(previous.index.astype(str), previous["_hash"])) if previous is not None and "_hash" in previous else {}
         changed = {c: r for c, r in records.items() if before.get(c) != hashes[c]}
-        stale = self.items.put_if_newer(SCORES, changed, order_field="scored_at")
+        stale = self.items.put_if_newer(SCORES, changed, order_field="written_at")
         written = sorted(set(changed) - set(stale))
 
         snapshot = table.copy()
@@ -119,7 +122,7 @@ class ScoreService:
         thresholds = {**result.thresholds, "as_of": scored_at}
         self.objects.put_bytes(THRESHOLDS_KEY, json.dumps(_plain_tree(thresholds)).encode(), "application/json")
 
-        run_id = f"score-{hashlib.sha256(scored_at.encode()).hexdigest()[:8]}-{len(records)}"
+        run_id = f"score-{hashlib.sha256((scored_at + written_at).encode()).hexdigest()[:12]}"
         event = ProfilesScored(
             run_id=run_id,
             mode="all" if mode == "all" else "touched",
