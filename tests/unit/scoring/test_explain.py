@@ -1,0 +1,62 @@
+"""Plain-word reasons per customer."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from segflow.scoring import build_features, explain, predict_value, train_value_models
+from segflow.scoring.tiers import DEFAULT_CHURN_THRESHOLDS, assign_tiers, tier_thresholds
+
+
+@pytest.fixture(scope="module")
+def explained(shop: tuple, shop_as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    orders, events = shop
+    artifact = train_value_models(orders, events, shop_as_of)
+    features = build_features(orders, events, shop_as_of)
+    predicted = predict_value(artifact, features)
+    tiers = pd.DataFrame(
+        {
+            "clv_tier": assign_tiers(predicted["clv_predicted"], tier_thresholds(predicted["clv_predicted"])),
+            "churn_risk": assign_tiers(predicted["churn_probability"], DEFAULT_CHURN_THRESHOLDS),
+        }
+    )
+    return explain(artifact, features, tiers, top_n=3), features, tiers
+
+
+def test_every_customer_gets_at_most_three_sentences(explained: tuple) -> None:
+    reasons, features, _ = explained
+    assert reasons.index.equals(features.index)
+    for column in ("churn_reasons", "clv_reasons"):
+        lengths = reasons[column].map(len)
+        assert lengths.max() <= 3 and lengths.mean() > 1
+        assert all(isinstance(s, str) and s for sentences in reasons[column] for s in sentences)
+
+
+def test_lapsed_regulars_are_told_how_overdue_they_are(explained: tuple) -> None:
+    reasons, features, tiers = explained
+    overdue = features[
+        (features["mean_gap_days"] * 3 < features["recency_days"]) & (tiers["churn_risk"] == "high")
+    ]
+    assert len(overdue) > 10
+    pattern = re.compile(r"no order in (\d+) days, ([\d.]+)x longer than usual for them")
+    mentioned = 0
+    for customer, row in overdue.iterrows():
+        for sentence in reasons.at[customer, "churn_reasons"]:
+            match = pattern.fullmatch(sentence)
+            if match:
+                mentioned += 1
+                assert int(match.group(1)) == int(row["recency_days"])
+                assert float(match.group(2)) == pytest.approx(
+                    row["recency_days"] / row["mean_gap_days"], abs=0.51
+                )
+    assert mentioned >= 0.5 * len(overdue)
+
+
+def test_high_value_reasons_point_upwards(explained: tuple) -> None:
+    reasons, features, tiers = explained
+    top = tiers.index[tiers["clv_tier"] == "high"]
+    sentences = [s for customer in top for s in reasons.at[customer, "clv_reasons"]]
+    assert not any(s == "a single order so far" for s in sentences)
+    assert any(re.fullmatch(r"\d+ orders on \d+ different days", s) for s in sentences)
