@@ -245,6 +245,11 @@ class LocalRuntime:
                 for row in rows:
                     fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             write_quarantine_csv(quarantine_dir / f"{dataset}.csv", rows)
+        segments_key = "segments/latest.json"
+        s3 = self.s3()
+        if s3.list_objects_v2(Bucket=self.bucket, Prefix=segments_key).get("KeyCount"):
+            body = s3.get_object(Bucket=self.bucket, Key=segments_key)["Body"].read()
+            (out / "segments.json").write_text(json.dumps(json.loads(body), indent=2, ensure_ascii=False))
         destinations = out / "destinations"
         destinations.mkdir(exist_ok=True)
         for name, fake in (("mailchimp", self.mailchimp), ("hubspot", self.hubspot)):
