@@ -231,7 +231,8 @@ def test_run_erasure_removes_everything_and_reports_counts_without_the_email():
     assert report.removed == {
         "tombstones": 4, "mailchimp": 1, "hubspot": 1, "clean_files": 2, "clean_rows": 4,
         "quarantine_files": 1, "quarantine_rows": 1, "ledger_objects": 1, "identity_items": 2,
-        "profile_items": 5,
+        "profile_items": 5, "pending_files": 0, "pending_rows": 0, "report_files": 0, "report_rows": 0,
+        "ledger_files": 0, "ledger_rows": 0, "raw_objects": 0,
     }
     assert fake.items == {("CUST#C2", "PROFILE")}
     assert fake.files["clean/orders/d1.parquet"] == [{"customer_id": "C2"}]

@@ -108,7 +108,7 @@ def test_unsubscribe_events_become_opt_outs_and_other_events_nothing():
              "timestamp": "2026-10-01T08:00:00Z"}
     record = from_unsubscribe_event(event)
     assert record is not None and record.status == "opted_out" and record.customer_id == "C1"
-    assert record.source == "event:unsubscribe" and record.origin == "e1"
+    assert record.source == "activity:unsubscribe" and record.origin == "e1"
     assert from_unsubscribe_event({**event, "event_id": "e2"}).record_id == record.record_id  # same fact
     assert from_unsubscribe_event({**event, "event_type": "email_open"}) is None
     assert current_state([opt_in(100, customer_id="C1"), record]).status == "opted_out"

@@ -8,7 +8,8 @@ and the report that remains (hashes and counts, never the email).
   adapters) into an `ErasurePlan`. The plan holds the identifiers it must match, so it is transient: never
   log or persist it (its personal fields are left out of repr). The `ErasureReport` is what is kept.
 - `run_erasure` executes a plan in a retry-safe order: tombstones first (a racing ingest is already
-  blocked), destinations next, then Parquet/JSONL rewrites and ledger archives, and the DynamoDB items last
+  blocked), destinations next, then Parquet/JSONL rewrites (clean, quarantine, pending, reports, the S3
+  ledger), whole-object deletes (raw drops, per-person ledger objects), and the DynamoDB items last
   and only when everything before succeeded, so a failed run can be retried from the same profile.
 """
 from __future__ import annotations
@@ -179,7 +180,11 @@ class ErasureInventory(BaseModel):
     items: list[ItemKey] = Field(default_factory=list)  # everything in the person's partitions
     clean_files: list[FileHit] = Field(default_factory=list)
     quarantine_files: list[FileHit] = Field(default_factory=list)
-    ledger_objects: list[str] = Field(default_factory=list)  # S3 copies of the consent ledger
+    pending_files: list[FileHit] = Field(default_factory=list)  # rows kept aside for an unknown customer
+    report_files: list[FileHit] = Field(default_factory=list)  # reports/ and manifests/ naming the person
+    ledger_files: list[FileHit] = Field(default_factory=list)  # S3 ledger batches shared with others
+    ledger_objects: list[str] = Field(default_factory=list)  # S3 objects holding only this person's ledger
+    raw_objects: list[str] = Field(default_factory=list)  # already ingested raw drops that held the person
     destinations: list[DestinationTarget] = Field(default_factory=list)
 
 
@@ -214,6 +219,10 @@ class ErasurePlan(BaseModel):
     match: RowMatch
     ledger_objects: list[str]
     destination_calls: list[DestinationCall]
+    pending_files: list[FileHit] = Field(default_factory=list)
+    report_files: list[FileHit] = Field(default_factory=list)
+    ledger_files: list[FileHit] = Field(default_factory=list)
+    raw_objects: list[str] = Field(default_factory=list)
 
 
 def subscriber_hash(email: str) -> str:
@@ -278,6 +287,10 @@ def plan_erasure(
         match=RowMatch(customer_ids=tuple(ids), emails=tuple(emails), phones=tuple(inventory.phones)),
         ledger_objects=list(dict.fromkeys(inventory.ledger_objects)),
         destination_calls=_destination_calls(inventory.destinations, emails),
+        pending_files=inventory.pending_files,
+        report_files=inventory.report_files,
+        ledger_files=inventory.ledger_files,
+        raw_objects=list(dict.fromkeys(inventory.raw_objects)),
     )
 
 
@@ -285,8 +298,10 @@ def plan_erasure(
 
 REPORT_COUNTS = (
     "tombstones", "mailchimp", "hubspot", "clean_files", "clean_rows", "quarantine_files", "quarantine_rows",
-    "ledger_objects", "identity_items", "profile_items",
+    "pending_files", "pending_rows", "report_files", "report_rows", "ledger_files", "ledger_rows",
+    "ledger_objects", "raw_objects", "identity_items", "profile_items",
 )
+FILE_KINDS = ("clean", "quarantine", "pending", "report", "ledger")
 
 
 class ErasureReport(BaseModel):
@@ -376,6 +391,9 @@ def run_erasure(plan: ErasurePlan, ports: ErasurePorts, *, now: datetime) -> Era
     def ledger_objects() -> None:
         removed["ledger_objects"] = ports.objects.delete_objects(plan.ledger_objects)
 
+    def raw_objects() -> None:
+        removed["raw_objects"] = ports.objects.delete_objects(plan.raw_objects)
+
     def items() -> None:
         removed["identity_items"] = ports.items.delete_items(plan.identity_items)
         removed["profile_items"] = ports.items.delete_items(plan.profile_items)
@@ -384,9 +402,10 @@ def run_erasure(plan: ErasurePlan, ports: ErasurePorts, *, now: datetime) -> Era
     if not failures:  # without tombstones a racing drop could bring the person back: retry first
         for call in plan.destination_calls:  # each call is tried: one refusal must not spare the others
             step(call.destination, destination(call))
-        step("clean_files", files("clean", plan.clean_files))
-        step("quarantine_files", files("quarantine", plan.quarantine_files))
+        for kind in FILE_KINDS:
+            step(f"{kind}_files", files(kind, getattr(plan, f"{kind}_files")))
         step("ledger_objects", ledger_objects)
+        step("raw_objects", raw_objects)
     if not failures:  # the profile is what a retry rediscovers everything from: delete it last
         step("items", items)
     return ErasureReport(

@@ -125,7 +125,8 @@ def from_row(row: Mapping[str, Any], origin: str | None = None) -> ConsentRecord
 
 
 def from_unsubscribe_event(event: Mapping[str, Any]) -> ConsentRecord | None:
-    """An `unsubscribe` activity event -> an opt-out record (None for any other event type)."""
+    """An `unsubscribe` activity event -> an opt-out record, source "activity:unsubscribe" (None for any
+    other event type)."""
     if event.get("event_type") != "unsubscribe":
         return None
     return ConsentRecord(
@@ -133,7 +134,7 @@ def from_unsubscribe_event(event: Mapping[str, Any]) -> ConsentRecord | None:
         customer_id=event.get("customer_id"),
         status="opted_out",
         timestamp=as_utc(event.get("timestamp")),  # type: ignore[arg-type]
-        source="event:unsubscribe",
+        source="activity:unsubscribe",
         origin=event.get("event_id"),
     )
 

@@ -63,7 +63,7 @@ class ConsentRecord(BaseModel):
     channel: Literal["email"] = "email"
     status: Status
     timestamp: datetime
-    # Who/what brought it: signup_form, checkout, preference_center, import, event:unsubscribe,
+    # Who/what brought it: signup_form, checkout, preference_center, import, activity:unsubscribe,
     # destination:<name> (an opt-out learned from Mailchimp or HubSpot), ...
     source: str | None = None
     lawful_basis: LawfulBasis | None = None
