@@ -32,7 +32,8 @@ persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_tab
 def service() -> IngestService:
     settings = get_settings()
     return IngestService(
-        wiring.object_store(settings), wiring.profile_store(settings), wiring.publisher(settings), settings
+        wiring.object_store(settings), wiring.profile_store(settings), wiring.publisher(settings), settings,
+        erased=wiring.erasure_gate(settings),
     )
 
 

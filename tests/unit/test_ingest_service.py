@@ -136,3 +136,22 @@ def test_consent_drops_get_a_json_lines_copy_for_light_readers(tmp_path):
     record = json.loads(lines[0])
     assert record["email"] == "a@example.com" and record["status"] == "opted_in"
     assert record["timestamp"].startswith("2026-10-01T10:00:00")
+
+
+def test_rows_of_erased_people_are_dropped_unseen_and_counted(tmp_path):
+    objects = LocalObjectStore(tmp_path / "bucket", bucket="data")
+    store = InMemoryProfileStore()
+    erased_values = {"gone@example.com", "C9"}
+    service = IngestService(objects, store, InMemoryPublisher(), SETTINGS, workdir=tmp_path,
+                            erased=lambda values: set(values) & erased_values)
+    customers = ("customer_id,email,phone,country\nC1,a@example.com,,US\nC2,Gone@Example.com,bad-phone,US\n"
+                 "C3,gone@example.com,,US\n")
+    acc = service.ingest(drop(objects, "raw/customers/c.csv", customers)).accounting
+    assert (acc["clean"], acc["erased"], acc["rows_in"]) == (1, 2, 3)
+    assert set(store.profiles) == {"C1"}
+    orders = ("order_id,customer_id,order_date,total,currency,status\nO1,C9,2026-10-01,5,USD,completed\n"
+              "O2,C9,never,5,USD,completed\nO3,C1,2026-10-01,5,USD,completed\n")
+    acc = service.ingest(drop(objects, "raw/orders/o.csv", orders)).accounting
+    assert (acc["clean"], acc["erased"], acc["quarantined"]) == (1, 2, 0)  # O2 would have been quarantined
+    everything = b"".join(objects.get_bytes(i.key) for i in objects.list("") if not i.key.startswith("raw/"))
+    assert b"gone@example.com" not in everything.lower() and b"C9," not in everything

@@ -114,12 +114,12 @@ def run_pipeline(
 
 def print_summary(summary: dict[str, Any], out: Path) -> None:
     totals = summary["accounting"]["totals"]
-    header = f"{'dataset':<12}{'rows_in':>10}{'clean':>10}{'merged':>10}{'quarantined':>13}{'pending':>10}"
+    header = f"{'dataset':<12}{'rows_in':>10}{'clean':>10}{'merged':>10}{'quarantined':>13}{'pending':>10}{'erased':>8}"
     print("\n" + header + "\n" + "-" * len(header))
     for dataset, counts in totals.items():
         print(
             f"{dataset:<12}{counts['rows_in']:>10}{counts['clean']:>10}{counts['merged']:>10}"
-            f"{counts['quarantined']:>13}{counts['pending']:>10}"
+            f"{counts['quarantined']:>13}{counts['pending']:>10}{counts.get('erased', 0):>8}"
         )
     unreadable = [d["source_key"] for d in summary["accounting"]["drops"] if d["file_quarantined"]]
     print(f"\nprofiles: {summary['profiles']}   files quarantined whole: {len(unreadable)}   "

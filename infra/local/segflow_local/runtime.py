@@ -181,8 +181,8 @@ class LocalRuntime:
         drops = sorted(self.read_json_objects("clean/", ".accounting.json"), key=lambda a: a["source_key"])
         totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for drop in drops:
-            for name in ("rows_in", "clean", "merged", "quarantined", "pending"):
-                totals[drop["dataset"]][name] += drop[name]
+            for name in ("rows_in", "clean", "merged", "quarantined", "pending", "erased"):
+                totals[drop["dataset"]][name] += drop.get(name, 0)
         return {"drops": drops, "totals": {k: dict(v) for k, v in sorted(totals.items())}}
 
     def profiles(self) -> list[dict[str, Any]]:

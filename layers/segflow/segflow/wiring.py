@@ -5,7 +5,7 @@ boto3 honours AWS_ENDPOINT_URL, so the same wiring reaches moto locally and AWS 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import boto3
 from botocore.config import Config
@@ -45,3 +45,21 @@ def customer_items(settings: Settings) -> DynamoCustomerItems:
 
 def publisher(settings: Settings) -> EventBridgePublisher:
     return EventBridgePublisher(client("events"), settings.event_bus_name)
+
+
+def erasure_gate(settings: Settings) -> Callable[[Iterable[str]], set[str]] | None:
+    """Which emails / customer ids are erased (salted tombstones); None when no salt is configured."""
+    if not settings.erasure_salt_secret:
+        return None
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from segflow.consent.store import DynamoTombstones, ErasureGate
+
+    secrets = SecretsProvider(boto3_client=client("secretsmanager"))
+    table = session().resource("dynamodb", config=BOTO_CONFIG).Table(settings.table_name)
+    tombstones = DynamoTombstones(table)
+
+    def erased(values: Iterable[str]) -> set[str]:
+        return ErasureGate(tombstones, str(secrets.get(settings.erasure_salt_secret, max_age=3600))).erased(values)
+
+    return erased

@@ -30,6 +30,7 @@ class DatasetCounts(BaseModel):
     merged: int = Field(ge=0)
     quarantined: int = Field(ge=0)
     pending: int = Field(ge=0)
+    erased: int = Field(0, ge=0)
 
 
 class DataIngested(EventDetail):

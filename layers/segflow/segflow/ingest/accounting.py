@@ -7,7 +7,7 @@ from typing import Any
 
 
 class AccountingError(AssertionError):
-    """rows_in != clean + merged + quarantined + pending: a row was lost or counted twice (a bug)."""
+    """rows_in != clean + merged + quarantined + pending + erased: a row was lost or counted twice (a bug)."""
 
 
 @dataclass
@@ -20,6 +20,9 @@ class DropAccounting:
     merged: int = 0
     quarantined: int = 0
     pending: int = 0
+    # Rows of people who exercised their right to erasure: dropped unseen, only counted (quarantining them
+    # would store their data again).
+    erased: int = 0
     file_quarantined: bool = False
     file_reason: str | None = None
     quarantine_rules: Counter = field(default_factory=Counter)
@@ -29,10 +32,10 @@ class DropAccounting:
     profiles_unchanged: int = 0
 
     def check(self) -> None:
-        total = self.clean + self.merged + self.quarantined + self.pending
+        total = self.clean + self.merged + self.quarantined + self.pending + self.erased
         if total != self.rows_in:
             raise AccountingError(
-                f"{self.source_key}: rows_in={self.rows_in} but clean+merged+quarantined+pending={total}"
+                f"{self.source_key}: rows_in={self.rows_in} but clean+merged+quarantined+pending+erased={total}"
             )
 
     def counts(self) -> dict[str, int]:
@@ -42,6 +45,7 @@ class DropAccounting:
             "merged": self.merged,
             "quarantined": self.quarantined,
             "pending": self.pending,
+            "erased": self.erased,
         }
 
     def to_dict(self) -> dict[str, Any]:

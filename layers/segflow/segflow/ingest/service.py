@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -58,12 +58,15 @@ class IngestService:
         publisher: EventPublisher,
         settings: Settings,
         workdir: Path | None = None,
+        erased: Callable[[Iterable[str]], set[str]] | None = None,
     ) -> None:
         self.objects = objects
         self.profiles = profiles
         self.publisher = publisher
         self.settings = settings
         self.workdir = workdir
+        # Which of these emails / customer ids belong to people erased (and not opted in again) since.
+        self.erased = erased
 
     # ---- entry point -------------------------------------------------------------------------
     def ingest(self, ref: DropRef) -> IngestOutcome:
@@ -87,6 +90,9 @@ class IngestService:
 
         touched: list[str] = []
         clean = pd.DataFrame()
+        if not acc.file_quarantined and dataset not in ("consent", "erasure"):
+            frame, quarantined, gone = self._drop_erased(frame, quarantined, acc)
+            warnings = [w for w in warnings if w["row"] not in gone]
         if acc.file_quarantined:
             self._write_jsonl(keys.quarantine_key(dataset, drop_id), quarantined)
         else:
@@ -153,6 +159,38 @@ class IngestService:
             return pd.DataFrame(), [record], []
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         return frame, quarantined, warnings
+
+    def _drop_erased(
+        self, frame: pd.DataFrame, quarantined: list[dict[str, Any]], acc: DropAccounting
+    ) -> tuple[pd.DataFrame, list[dict[str, Any]], set[int]]:
+        """Rows naming an erased person never come back (consent rows are the consent function's call).
+
+        Returns the frame and quarantine without them, and their row numbers."""
+        if self.erased is None:
+            return frame, quarantined, set()
+        values: set[str] = set()
+        for column in ("customer_id", "email"):
+            if column in frame:
+                values |= {str(v) for v in frame[column].dropna().unique()}
+        for q in quarantined:
+            values |= {str(q["record"].get(c)).strip().lower() if c == "email" else str(q["record"].get(c)).strip()
+                       for c in ("customer_id", "email") if (q.get("record") or {}).get(c)}
+        erased = self.erased(values) if values else set()
+        if not erased:
+            return frame, quarantined, set()
+        hit = pd.Series(False, index=frame.index)
+        for column in ("customer_id", "email"):
+            if column in frame:
+                hit |= frame[column].isin(erased)
+        kept_quarantine = [
+            q for q in quarantined
+            if not {str((q.get("record") or {}).get("customer_id") or "").strip(),
+                    str((q.get("record") or {}).get("email") or "").strip().lower()} & erased
+        ]
+        acc.erased = int(hit.sum()) + len(quarantined) - len(kept_quarantine)
+        logger.info("rows of erased people dropped", extra={"drop_id": acc.drop_id, "rows": acc.erased})
+        gone = {int(r) for r in frame.loc[hit, "_row"]} | {int(q["row"]) for q in quarantined if q not in kept_quarantine}
+        return frame[~hit], kept_quarantine, gone
 
     # ---- customers --------------------------------------------------------------------------
     def _ingest_customers(
