@@ -34,6 +34,7 @@ from segflow.store.objects import ObjectStore
 SCANNED_PREFIXES = {
     "clean/": "clean", "scores/": "clean", "pending/": "pending", "quarantine/": "quarantine",
     "reports/": "report", "manifests/": "report", "segments/": "report", "ledger/": "ledger",
+    "sync/": "report",  # sync work items, plans and their history name the contacts they pushed
 }
 SKIPPED_PREFIXES = ("reports/erasure/",)  # the erasure reports themselves hold no personal data
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
