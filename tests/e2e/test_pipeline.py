@@ -88,3 +88,16 @@ def test_no_personal_data_in_any_log_line(run):
     assert not leaked_names, leaked_names[:3]
     runs = {re.sub(r"\D", "", m) for m in re.findall(r"\+?\d[\d ().-]{7,}\d", logs)}
     assert not [p for p in phones if any(p in run for run in runs)], "a phone number appears in the logs"
+
+
+def test_explain_reads_the_run_output_for_known_and_unknown_emails(run, capsys):
+    from segflow_local.cli import main
+
+    _, out, _, _ = run
+    profiles = [json.loads(line) for line in (out / "profiles.jsonl").read_text().splitlines()]
+    email = next(p["email"] for p in profiles if p.get("email"))
+    assert main(["explain", "--email", email.upper(), "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report.get("found", True) and report.get("customer_id")
+    assert main(["explain", "--email", "nobody@example.com", "--out", str(out)]) == 1
+    assert "Traceback" not in capsys.readouterr().out

@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--churn-horizon-days", type=int, default=90)
     run.add_argument("--log-level", default="WARNING")
 
+    explain = commands.add_parser("explain", help="why one contact may or may not be emailed")
+    explain.add_argument("--email", required=True)
+    explain.add_argument("--out", type=Path, default=Path("demo-out"), help="the output folder of a run")
+    explain.add_argument("--json", action="store_true", help="print the report as JSON")
+
     demo = commands.add_parser("demo", help="generate a sample and run it end to end locally")
     demo.add_argument("--out", type=Path, default=Path("demo-out"))
     demo.add_argument("--customers", type=int, default=3000)
@@ -103,6 +108,7 @@ def run_pipeline(
     summary["failed_invocations"] = len(failures)
     if as_of:
         summary["as_of"] = as_of.date().isoformat()
+    (out / "run.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "accounting"}, indent=2))
     from segflow_local.report import build_report
 
     build_report(out, run_summary=summary)
@@ -134,6 +140,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary["failed_invocations"] else 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from segflow_local.explain import render
+    from segflow_local.snapshot import explain_from_output
+
+    snapshot = args.out / "state" / "table.jsonl"
+    if not snapshot.is_file():
+        print(f"segflow explain: {args.out} holds no run output (no {snapshot}); run `segflow run` or "
+              "`segflow demo` first", file=sys.stderr)
+        return 2
+    report = explain_from_output(args.out, args.email)
+    print(json.dumps(report, indent=2, default=str) if args.json else render(report))
+    return 0 if report.get("found", True) else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from segflow_local.generate import generate_dataset
 
@@ -147,7 +167,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"generate": cmd_generate, "run": cmd_run, "demo": cmd_demo}
+    handlers = {"generate": cmd_generate, "run": cmd_run, "demo": cmd_demo, "explain": cmd_explain}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -220,6 +220,19 @@ class LocalRuntime:
                 self.router.fire_schedules([function])
                 self.settle()
 
+    def table_items(self) -> list[dict[str, Any]]:
+        """Every item of the profile table (profiles, scores, consent ledger, segments, sync state)."""
+        from segflow.store.profiles import from_dynamo
+
+        table = boto3.resource("dynamodb", region_name=REGION).Table(self.table_name)
+        items, kwargs = [], {}
+        while True:
+            page = table.scan(**kwargs)
+            items.extend(from_dynamo(i) for i in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return sorted(items, key=lambda i: (i["pk"], i["sk"]))
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def quarantine(self) -> dict[str, list[dict[str, Any]]]:
         s3 = self.s3()
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -245,6 +258,11 @@ class LocalRuntime:
                 for row in rows:
                     fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             write_quarantine_csv(quarantine_dir / f"{dataset}.csv", rows)
+        state = out / "state"
+        state.mkdir(exist_ok=True)
+        with (state / "table.jsonl").open("w", encoding="utf-8") as fh:  # what `segflow explain` reads back
+            for item in self.table_items():
+                fh.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
         segments_key = "segments/latest.json"
         s3 = self.s3()
         if s3.list_objects_v2(Bucket=self.bucket, Prefix=segments_key).get("KeyCount"):
