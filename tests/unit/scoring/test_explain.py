@@ -60,3 +60,10 @@ def test_high_value_reasons_point_upwards(explained: tuple) -> None:
     sentences = [s for customer in top for s in reasons.at[customer, "clv_reasons"]]
     assert not any(s == "a single order so far" for s in sentences)
     assert any(re.fullmatch(r"\d+ orders on \d+ different days", s) for s in sentences)
+
+
+def test_typical_baskets_are_not_given_as_reasons(explained: tuple) -> None:
+    reasons, _, _ = explained
+    sentences = [s for column in ("churn_reasons", "clv_reasons") for row in reasons[column] for s in row]
+    assert any(s.startswith("average order") for s in sentences)
+    assert not any("about the typical customer's" in s for s in sentences)

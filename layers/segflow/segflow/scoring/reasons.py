@@ -33,6 +33,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "browsing": ("log_page_views", "log_cart_adds"),
 }
 MIN_CONTRIBUTION = 0.05  # on the logit / log-spend scale: smaller pushes are not worth a sentence
+TYPICAL_BAND = (0.8, 1.25)  # an average order within this ratio of the typical one is "typical"
 
 
 def explain(
@@ -51,13 +52,13 @@ def explain(
     return pd.DataFrame(
         {
             "churn_reasons": _reasons(
-                _pool(churn_parts, churn_model["inputs"]),
+                _pool(churn_parts, churn_model["inputs"], sentences),
                 sentences,
                 top_n,
                 _tier_direction(tiers, "churn_risk", features),
             ),
             "clv_reasons": _reasons(
-                _pool(clv_parts, clv_model["inputs"]),
+                _pool(clv_parts, clv_model["inputs"], sentences),
                 sentences,
                 top_n,
                 _tier_direction(tiers, "clv_tier", features),
@@ -80,13 +81,21 @@ def _clv_contributions(model: Mapping[str, Any], z: np.ndarray) -> np.ndarray:
     return parts
 
 
-def _pool(parts: np.ndarray, inputs: list[str]) -> dict[str, np.ndarray]:
+def _pool(parts: np.ndarray, inputs: list[str], sentences: _Sentences) -> dict[str, np.ndarray]:
+    """Contributions summed per concept; concepts with nothing worth saying for a customer get 0."""
     position = {name: j for j, name in enumerate(inputs)}
     pooled = {}
     for concept, names in CONCEPTS.items():
         columns = [position[n] for n in names if n in position]
         if columns:
             pooled[concept] = parts[:, columns].sum(axis=1)
+    if "log_repeat_order_value" in position and {"frequency", "order_value"} <= set(pooled):
+        # Without a repeat purchase that input is 0 because nothing was repeated: a frequency matter.
+        moved = np.where(sentences.single_purchase_day(), parts[:, position["log_repeat_order_value"]], 0.0)
+        pooled["order_value"] = pooled["order_value"] - moved
+        pooled["frequency"] = pooled["frequency"] + moved
+    if "order_value" in pooled:
+        pooled["order_value"] = np.where(sentences.order_value_stands_out(), pooled["order_value"], 0.0)
     return pooled
 
 
@@ -136,6 +145,16 @@ class _Sentences:
             "email": self._email,
             "browsing": self._browsing,
         }
+
+    def single_purchase_day(self) -> np.ndarray:
+        return np.nan_to_num(self.features["btyd_frequency"].to_numpy(dtype=np.float64)) == 0
+
+    def order_value_stands_out(self) -> np.ndarray:
+        """Only an average order well away from the typical one is worth a sentence."""
+        if self.typical_order <= 0:
+            return np.ones(len(self.features), dtype=bool)
+        ratio = self.features["avg_order_value"].to_numpy(dtype=np.float64) / self.typical_order
+        return (ratio < TYPICAL_BAND[0]) | (ratio > TYPICAL_BAND[1])
 
     def of(self, concept: str) -> list[str]:
         if concept not in self._cache:
@@ -202,8 +221,10 @@ class _Sentences:
 
 
 def _recency_sentence(days: int, gap: float) -> str:
+    if days <= 0:
+        return "ordered today"
     if gap != gap or gap <= 0:  # NaN: a single purchase day, no rhythm of their own yet
-        return f"no order in {days} days" if days > 0 else "ordered today"
+        return f"no order in {days} days"
     ratio = days / gap
     if ratio >= 1.2:
         times = f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
