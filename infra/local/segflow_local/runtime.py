@@ -268,6 +268,11 @@ class LocalRuntime:
         if s3.list_objects_v2(Bucket=self.bucket, Prefix=segments_key).get("KeyCount"):
             body = s3.get_object(Bucket=self.bucket, Key=segments_key)["Body"].read()
             (out / "segments.json").write_text(json.dumps(json.loads(body), indent=2, ensure_ascii=False))
+        with (out / "sync-log.jsonl").open("w", encoding="utf-8") as fh:  # one line per run and destination
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="sync/log/"):
+                for obj in page.get("Contents", []):
+                    line = json.loads(s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read())
+                    fh.write(json.dumps(line, default=str) + "\n")
         destinations = out / "destinations"
         destinations.mkdir(exist_ok=True)
         for name, fake in (("mailchimp", self.mailchimp), ("hubspot", self.hubspot)):

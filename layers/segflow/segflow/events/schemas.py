@@ -101,6 +101,7 @@ class ConsentInput(BaseModel):
     lawful_basis: Literal["consent", "legitimate_interest", "contract"] | None = None
     double_opt_in_confirmed: bool = False
     region: str | None = None
+    reason: str | None = None  # why a destination refused: unsubscribed, cleaned, forgotten, ...
 
 
 class ConsentChanged(EventDetail):
