@@ -30,6 +30,7 @@ from segflow.destinations import RetryPolicy  # noqa: E402
 from segflow.segments.config import load_segments  # noqa: E402
 from segflow.sync.desired import SyncConfig  # noqa: E402
 from segflow_local.fakes import FakeHubSpot, FakeMailchimp  # noqa: E402
+from segflow_local.fakes.mailchimp import is_batch_operation  # noqa: E402
 
 from tests.integration.sync.harness import (  # noqa: E402
     SyncHarness,
@@ -117,6 +118,8 @@ def calls_by_kind(fake: Any, destination: str) -> dict[str, int]:
     kinds = {
         "member batches": 0,
         "member updates (PUT)": 0,
+        "update batches (POST /batches)": 0,
+        "batch status reads": 0,
         "upsert batches": 0,
         "membership": 0,
         "unsubscribe": 0,
@@ -127,6 +130,10 @@ def calls_by_kind(fake: Any, destination: str) -> dict[str, int]:
             kinds["member batches"] += count
         elif route == "PUT /3.0/lists/{list_id}/members/{subscriber_hash}":
             kinds["member updates (PUT)"] += count
+        elif route == "POST /3.0/batches":
+            kinds["update batches (POST /batches)"] += count
+        elif route.startswith(("GET /3.0/batches", "DELETE /3.0/batches")):
+            kinds["batch status reads"] += count
         elif route.endswith("/batch/upsert"):
             kinds["upsert batches"] += count
         elif "/segments/{segment_id}" in route and route.startswith("POST") or "/memberships/" in route:
@@ -138,11 +145,18 @@ def calls_by_kind(fake: Any, destination: str) -> dict[str, int]:
     unsubscribe_puts = sum(
         1
         for ex in fake.exchanges
-        if ex.method == "PUT" and "/members/" in ex.path and (ex.body or {}).get("status") == "unsubscribed"
+        if ex.method == "PUT"
+        and "/members/" in ex.path
+        and (ex.body or {}).get("status") == "unsubscribed"
+        and not is_batch_operation(ex)
     )
     kinds["member updates (PUT)"] -= unsubscribe_puts
     kinds["unsubscribe"] += unsubscribe_puts
-    return {k: v for k, v in kinds.items() if v}
+    found = {k: v for k, v in kinds.items() if v}
+    downloads = fake.stats().get("archive_downloads", 0)
+    if downloads:  # S3 GETs of batch results: not Mailchimp API requests, listed apart
+        found["results downloads (S3, not in requests)"] = downloads
+    return found
 
 
 def incremental(config: SyncConfig, n: int, seed: int) -> dict[str, Any]:
@@ -374,6 +388,17 @@ def render(
             f"{f['opted_out_sent']} of {f['opted_out']} | {f['status_to_existing']} |"
         )
     mc, hs = inc["mailchimp"], inc["hubspot"]
+    kinds_of_change = ("membership", "fields", "mixed")
+    mc_shares = {k: mc[k]["requests"] / mc["full"]["requests"] for k in kinds_of_change}
+    worst = max(mc_shares.values())
+    if worst <= 0.02:
+        verdict = "met on every row"
+    elif mc_shares["fields"] <= 0.02:
+        verdict = (
+            f"met for merge-field changes, not for membership changes at this size (worst row {worst:.1%})"
+        )
+    else:
+        verdict = "not met"
     lines += [
         "",
         "## Reading the numbers",
@@ -384,12 +409,15 @@ def render(
         "segment / list changes go in one call per name and work item.",
         "- 1 % changed: HubSpot's worst row costs "
         f"{max(hs[k]['requests'] / hs['full']['requests'] for k in ('membership', 'fields', 'mixed')):.1%} "
-        "of its full sync. Mailchimp membership changes cost "
-        f"{mc['membership']['requests'] / mc['full']['requests']:.1%} (one "
-        "call per tag or segment touched, so the share falls as the audience grows), but merge-field changes "
-        "cost one PUT per changed member: Mailchimp's batch endpoint requires `status`, which segflow never "
-        "sends to an existing member. Reaching ~2 % there needs Mailchimp's batch operations endpoint "
-        "(POST /batches) in the client and the fake.",
+        "of its full sync. Mailchimp merge-field changes now cost "
+        f"{mc_shares['fields']:.1%}: more than 3 updates of existing members go as PUT operations (no "
+        "`status`) in one batch operations request per work item (POST /batches, then status reads until "
+        "finished, then one download of the results archive from S3, listed apart), instead of one PUT each. "
+        f"Membership changes cost {mc_shares['membership']:.1%} and the mixed change {mc_shares['mixed']:.1%}: "
+        "one call per tag or static segment touched per work item, whatever the number of contacts, so that "
+        'share falls as the audience grows. Target "1 % changed costs at '
+        f'most ~2 % of the first sync": {verdict}. The estimates in brackets come from the planner, which '
+        "still counts one PUT per member update.",
         f"- Rate: margin {rates[0]['margin']} ran at {rates[0]['share']:.1%} of the portal's ceiling, "
         f"{rates[-1]['margin']} at {rates[-1]['share']:.1%}; 429 answers: "
         f"{sum(r['throttled'] for r in rates)}.",

@@ -1,7 +1,8 @@
 """Validate what a client exchanged with a fake against the vendors' OpenAPI descriptions.
 
 Every fake records `fake.exchanges` (method, path, query, headers without secrets, body, status,
-response body, response headers). `SpecBook.problems(vendor, exchanges)` checks each request and each
+response body, response headers); the fake Mailchimp also records each operation it ran inside a batch
+(POST /batches) as an exchange, so those are validated like direct calls. `SpecBook.problems(vendor, exchanges)` checks each request and each
 response against the matching spec, plus the documented requirements the spec copies lost
 (API-NOTES.md); `assert_valid` fails a test with one readable line per problem.
 
@@ -94,6 +95,25 @@ def _mailchimp_merge_field(ex: Exchange) -> list[str]:
     return []
 
 
+def _mailchimp_batch_operations(ex: Exchange) -> list[str]:
+    """POST /batches: each operation's path is relative to the API root and its body a JSON string."""
+    found: list[str] = []
+    for index, operation in enumerate((ex.body or {}).get("operations") or []):
+        path = str(operation.get("path", ""))
+        if not path.startswith("/") or path.startswith(("//", "/3.0/")):
+            found.append(f"operations[{index}].path {path!r} is not relative to the API root (/lists/...)")
+        body = operation.get("body")
+        if body is None:
+            continue
+        try:
+            parsed = json.loads(body) if isinstance(body, str) else None
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            found.append(f"operations[{index}].body is not a string holding a JSON object")
+    return found
+
+
 def _hubspot_upsert(ex: Exchange) -> list[str]:
     inputs = (ex.body or {}).get("inputs") or []
     found = [f"batch upsert has {len(inputs)} inputs; at most 100"] if len(inputs) > 100 else []
@@ -126,6 +146,7 @@ RULES: dict[Vendor, tuple[tuple[str, re.Pattern[str], Rule], ...]] = {
         ("PUT", re.compile(r"^/3\.0/lists/[^/]+/members/[^/]+/?$"), _mailchimp_put_member),
         ("POST", re.compile(r"^/3\.0/lists/[^/]+/segments/[^/]+/?$"), _mailchimp_segment_members),
         ("POST", re.compile(r"^/3\.0/lists/[^/]+/merge-fields/?$"), _mailchimp_merge_field),
+        ("POST", re.compile(r"^/3\.0/batches/?$"), _mailchimp_batch_operations),
     ),
     "hubspot": (
         ("POST", re.compile(r"^/crm/v3/objects/contacts/batch/upsert/?$"), _hubspot_upsert),

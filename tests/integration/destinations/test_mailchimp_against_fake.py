@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from segflow.destinations.http import RetryPolicy
 from segflow.destinations.mailchimp import MailchimpClient
+from segflow.destinations.mailchimp_batches import BatchPolling
 from segflow.destinations.mailchimp_models import MemberUpsert, MergeFieldSpec, TagUpdate
 from segflow.destinations.results import Outcome, outcome_counts
 from segflow_local.fakes import FakeMailchimp
@@ -14,6 +15,7 @@ from segflow_local.fakes import FakeMailchimp
 from tests.unit.destinations.doubles import VirtualClock
 
 BATCH_ROUTE = "POST /3.0/lists/{list_id}"
+FAST_POLLING = BatchPolling(first_delay_s=0.001, max_delay_s=0.002, budget_s=30.0)
 SPECS = [MergeFieldSpec(f"SEG{i}", f"Segflow field {i}", "number") for i in range(12)] + [
     MergeFieldSpec("TIER", "Tier", "dropdown", ("gold", "silver")),
 ]
@@ -26,6 +28,7 @@ def fake() -> Iterator[FakeMailchimp]:
 
 
 def client_for(fake: FakeMailchimp, **options: object) -> MailchimpClient:
+    options.setdefault("batch_polling", FAST_POLLING)  # the fake finishes batches by status reads, not time
     return MailchimpClient(fake.api_key, base_url=fake.base_url, **options)  # type: ignore[arg-type]
 
 
@@ -119,7 +122,7 @@ def test_tags_segments_and_permanent_delete(fake: FakeMailchimp) -> None:
 def test_parallel_workers_never_pass_ten_connections(fake: FakeMailchimp) -> None:
     list_id = fake.default_list_id
     members = [MemberUpsert(f"p{i}@example.com") for i in range(60)]
-    clients = [client_for(fake, max_connections=10) for _ in range(3)]
+    clients = [client_for(fake, max_connections=10, batch_updates_above=None) for _ in range(3)]  # single PUTs
     workers = [threading.Thread(target=c.upsert_members, args=(list_id, members)) for c in clients]
     for worker in workers:
         worker.start()

@@ -22,6 +22,7 @@ class Seen:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: Any
+    host: str = ""
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Reply:
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as is (e.g. a results archive) instead of `body` as JSON
 
 
 Handler = Callable[[Seen], "Reply | Exception"]
@@ -58,6 +60,7 @@ class ScriptedTransport(BaseAdapter):
             query=parse_qs(split.query),
             headers=dict(request.headers),
             body=json.loads(raw) if raw else None,
+            host=split.netloc,
         )
         with self._lock:
             self.seen.append(seen)
@@ -73,7 +76,9 @@ class ScriptedTransport(BaseAdapter):
         response = requests.Response()
         response.status_code = outcome.status
         response.headers = CaseInsensitiveDict(outcome.headers)
-        if outcome.body is not None:
+        if outcome.raw is not None:
+            response._content = outcome.raw
+        elif outcome.body is not None:
             response._content = json.dumps(outcome.body).encode()
             response.headers.setdefault("Content-Type", "application/json")
         else:
@@ -90,9 +95,15 @@ class ScriptedTransport(BaseAdapter):
 
 
 def install(client: Any, transport: ScriptedTransport) -> ScriptedTransport:
-    """Route a client's session through the transport (replaces its pooled HTTP adapter)."""
-    client.http.session.mount("https://", transport)
-    client.http.session.mount("http://", transport)
+    """Route a client's sessions through the transport (replaces their pooled HTTP adapters), including the
+    Mailchimp client's separate session for batch results downloads."""
+    sessions = [client.http.session]
+    batches = getattr(client, "batches", None)
+    if batches is not None:
+        sessions.append(batches.downloads)
+    for session in sessions:
+        session.mount("https://", transport)
+        session.mount("http://", transport)
     return transport
 
 

@@ -207,7 +207,8 @@ def test_concurrency_never_exceeds_ten_even_with_many_threads_and_clients() -> N
 
     transport = ScriptedTransport(slow)
     key = "concurrency0123456789-us6"  # its own process-wide gate, sized 10 by the first client
-    clients = [MailchimpClient(key, max_connections=10) for _ in range(3)]
+    # single PUTs (no batch operations): the per-member path is the one that needs the gate
+    clients = [MailchimpClient(key, max_connections=10, batch_updates_above=None) for _ in range(3)]
     for client in clients:
         install(client, transport)
     members = [MemberUpsert(f"u{i}@example.com") for i in range(40)]

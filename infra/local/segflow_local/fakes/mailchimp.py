@@ -3,6 +3,11 @@
 Auth: HTTP Basic with any user name and the API key as password. At most 10 requests in flight per
 key: the 11th concurrent request is answered 429. Errors are application/problem+json.
 
+Batch operations (POST /batches) run their operations through the same routes and rules as direct calls
+(see mailchimp_batches.py); a batch is ONE request for the connection limit. Its operations are recorded in
+`exchanges` too, marked with the BATCH_OPERATION_HEADER header, so checks over exchanges see every write.
+Results archives are served by a second loopback server standing in for S3 (mailchimp_archive.py).
+
     with FakeMailchimp() as fake:
         requests.get(f"{fake.base_url}/lists", auth=("any", fake.api_key))
 """
@@ -11,21 +16,38 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
+from urllib.parse import parse_qs
 
 from segflow_local.fakes.common import (
+    REDACTED,
     ApiError,
     Call,
+    Exchange,
     FakeServer,
     Reply,
     Route,
+    _decode_body,
     new_request_id,
     parse_int_arg,
     utc_iso,
 )
 from segflow_local.fakes.limits import ConcurrencyLimiter
+from segflow_local.fakes.mailchimp_archive import ArchiveHost
+from segflow_local.fakes.mailchimp_batches import (
+    DEFAULT_POLLS_TO_FINISH,
+    MAX_PENDING_BATCHES,
+    RESULTS_PER_FILE,
+    BatchBook,
+    OperationOutcome,
+)
 from segflow_local.fakes.mailchimp_models import (
+    BatchOperation,
+    BatchRequest,
     BatchSubscribe,
     MemberTags,
     MergeFieldCreate,
@@ -42,11 +64,14 @@ from segflow_local.fakes.mailchimp_store import (
     subscriber_hash,
 )
 
+log = logging.getLogger("segflow_local.fakes")
+
 DEFAULT_API_KEY = "fake0123456789abcdef-us6"
 DEFAULT_LIST_ID = "a1b2c3d4e5"
 ERROR_DOC_URL = "https://mailchimp.com/developer/marketing/docs/errors/"
 PROBLEM_JSON = "application/problem+json"
 MAX_PAGE = 1000
+BATCH_OPERATION_HEADER = "X-Segflow-Batch-Operation"  # marks exchanges that ran inside POST /batches
 
 _TITLES = {
     "not_found": "Resource Not Found",
@@ -63,6 +88,15 @@ def _flag(call: Call, name: str) -> bool:
     return (call.arg(name) or "").lower() == "true"
 
 
+def is_batch_operation(exchange: Exchange) -> bool:
+    """True for an operation that ran inside a batch (not an HTTP request of its own)."""
+    return BATCH_OPERATION_HEADER in exchange.headers
+
+
+def _query_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 class FakeMailchimp(FakeServer):
     vendor = "mailchimp"
     base_path = "/3.0"
@@ -76,6 +110,9 @@ class FakeMailchimp(FakeServer):
         max_connections: int = 10,
         max_merge_fields: int = 30,
         default_merge_fields: Sequence[tuple[str, str, str, dict[str, Any]]] = DEFAULT_MERGE_FIELDS,
+        batch_polls_to_finish: int = DEFAULT_POLLS_TO_FINISH,
+        max_pending_batches: int = MAX_PENDING_BATCHES,
+        batch_results_per_file: int = RESULTS_PER_FILE,
         **server_options: Any,
     ) -> None:
         if "-" not in api_key:
@@ -86,10 +123,52 @@ class FakeMailchimp(FakeServer):
         self.store = MailchimpStore(
             max_merge_fields=max_merge_fields, default_merge_fields=default_merge_fields
         )
+        self.batches = BatchBook(
+            max_pending=max_pending_batches,
+            polls_to_finish=batch_polls_to_finish,
+            results_per_file=batch_results_per_file,
+        )
+        self._batch_operations: Counter[str] = Counter()  # endpoint -> operations run inside batches
         super().__init__(**server_options)
+        self.archives = ArchiveHost(self._host)
         self.default_list_id = default_list_id
         if default_list_id:
             self.add_list(default_list_name, list_id=default_list_id)
+
+    # ---- lifecycle and observation (the archive host lives and dies with the API server) ----------
+
+    def start(self) -> Self:
+        self.archives.start()
+        return super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        self.archives.stop()
+
+    @property
+    def batch_polls_to_finish(self) -> int:
+        """Status reads a batch submitted from now on needs to finish (tests raise it to stall batches)."""
+        return self.batches.polls_to_finish
+
+    @batch_polls_to_finish.setter
+    def batch_polls_to_finish(self, polls: int) -> None:
+        if polls < 1:
+            raise ValueError("a batch needs at least one status read to finish")
+        with self._lock:
+            self.batches.polls_to_finish = polls
+
+    def stats(self) -> dict[str, Any]:
+        found = super().stats()
+        with self._meta_lock:
+            found["batch_operations"] = dict(self._batch_operations)
+        found["archive_downloads"] = len(self.archives.downloads())
+        return found
+
+    def reset_observations(self) -> None:
+        super().reset_observations()
+        with self._meta_lock:
+            self._batch_operations.clear()
+        self.archives.clear_downloads()
 
     # ---- vendor hooks --------------------------------------------------------------------------
 
@@ -171,6 +250,10 @@ class FakeMailchimp(FakeServer):
                 SegmentMembersUpdate,
             ),
             Route("GET", f"{p}/lists/{{list_id}}/segments/{{segment_id}}/members", self._get_segment_members),
+            Route("POST", f"{p}/batches", self._post_batch, BatchRequest),
+            Route("GET", f"{p}/batches", self._get_batches),
+            Route("GET", f"{p}/batches/{{batch_id}}", self._get_batch),
+            Route("DELETE", f"{p}/batches/{{batch_id}}", self._delete_batch),
         ]
 
     def _guarded(self, action: Callable[[], Reply]) -> Reply:
@@ -420,6 +503,117 @@ class FakeMailchimp(FakeServer):
             )
 
         return self._guarded(run)
+
+    # ---- batch operations ---------------------------------------------------------------------------
+
+    def _post_batch(self, call: Call) -> Reply:
+        def run() -> Reply:
+            self.batches.check_capacity()
+            request: BatchRequest = call.body
+            batch_id = self.batches.new_id()
+            outcomes = [
+                self._run_operation(batch_id, index, operation, call.credential)
+                for index, operation in enumerate(request.operations)
+            ]
+            batch = self.batches.add(batch_id, outcomes, self.clock())
+            log.debug("fake mailchimp batch %s holds %d operations", batch_id, len(outcomes))
+            return Reply(200, batch.as_json())
+
+        return self._guarded(run)
+
+    def _get_batch(self, call: Call) -> Reply:
+        return self._guarded(
+            lambda: Reply(
+                200, self.batches.poll(call.params["batch_id"], self.clock(), self.archives.publish).as_json()
+            )
+        )
+
+    def _get_batches(self, call: Call) -> Reply:
+        def run() -> Reply:
+            count, offset = self._page(call)
+            batches = list(self.batches.batches.values())
+            return Reply(
+                200,
+                {
+                    "batches": [b.as_json() for b in batches[offset : offset + count]],
+                    "total_items": len(batches),
+                    "_links": [],
+                },
+            )
+
+        return self._guarded(run)
+
+    def _delete_batch(self, call: Call) -> Reply:
+        def run() -> Reply:
+            batch = self.batches.delete(call.params["batch_id"])
+            if batch.archive_name:
+                self.archives.withdraw(batch.archive_name)  # results of a deleted batch are gone
+            return Reply(204)
+
+        return self._guarded(run)
+
+    def _run_operation(
+        self, batch_id: str, index: int, operation: BatchOperation, credential: str
+    ) -> OperationOutcome:
+        """One operation through the regular route table: same validation, same member rules."""
+        target = f"{self.base_path}{operation.path}"
+        path, _, inline_query = target.partition("?")
+        query = parse_qs(inline_query, keep_blank_values=True)
+        for name, value in (operation.params or {}).items():
+            query.setdefault(name, []).append(_query_value(value))
+        route, params, path_known = self._match(operation.method, path)
+        raw_body = (operation.body or "").encode()
+        if route is None:
+            reply = (
+                self.error_reply(405, "method_not_allowed", "The requested method is not allowed.")
+                if path_known
+                else self.error_reply(404, "not_found", "The requested resource could not be found.")
+            )
+        elif route.handler == self._post_batch:
+            reply = self._problem(400, "Invalid Resource", "A batch operation cannot start another batch.")
+        else:
+            try:
+                body = self._validated_body(route, raw_body)
+                reply = route.handler(Call(operation.method, path, params, query, body, credential))
+            except ApiError as error:
+                reply = error.reply
+            except Exception:  # a bug in the fake must still give a result, like a real 500
+                log.exception("fake mailchimp crashed on a batch operation %s", route.endpoint)
+                reply = self.error_reply(500, "internal", "An unexpected error occurred.")
+        endpoint = route.endpoint if route else f"{operation.method} <unmatched>"
+        self._record_operation(batch_id, index, operation, path, query, raw_body, endpoint, reply)
+        return OperationOutcome(operation.operation_id, reply.status, reply.body)
+
+    def _record_operation(
+        self,
+        batch_id: str,
+        index: int,
+        operation: BatchOperation,
+        path: str,
+        query: dict[str, list[str]],
+        raw_body: bytes,
+        endpoint: str,
+        reply: Reply,
+    ) -> None:
+        with self._meta_lock:
+            self._batch_operations[endpoint] += 1
+            if not self.record_exchanges:
+                return
+            headers = {"Authorization": f"Basic {REDACTED}", BATCH_OPERATION_HEADER: f"{batch_id}/{index}"}
+            if raw_body:
+                headers["Content-Type"] = "application/json"
+            self.exchanges.append(
+                Exchange(
+                    method=operation.method,
+                    path=path,
+                    query=query,
+                    headers=headers,
+                    body=_decode_body(raw_body),
+                    status=reply.status,
+                    response_body=json.loads(json.dumps(reply.body)) if reply.body is not None else None,
+                    response_headers={"Content-Type": reply.content_type} if reply.body is not None else {},
+                )
+            )
 
     # ---- seeding and inspection helpers for tests ------------------------------------------------
 

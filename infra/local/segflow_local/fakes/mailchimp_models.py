@@ -106,3 +106,20 @@ class SegmentCreate(_Strict):
 class SegmentMembersUpdate(_Strict):
     members_to_add: list[str] = Field(default_factory=list)
     members_to_remove: list[str] = Field(default_factory=list)
+
+
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class BatchOperation(_Strict):
+    """One call inside POST /batches: `body` is the JSON body as a string, `path` is relative to /3.0."""
+
+    method: HttpMethod
+    path: str = Field(pattern=r"^/([^/\s]\S*)?$")  # "/lists/abc/..."; never a full or scheme-relative URL
+    params: dict[str, Any] | None = None
+    body: str | None = None
+    operation_id: str | None = None
+
+
+class BatchRequest(_Strict):
+    operations: list[BatchOperation] = Field(min_length=1)
