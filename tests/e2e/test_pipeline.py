@@ -1,51 +1,33 @@
 """The whole pipeline on a generated sample, through the template's wiring, against the fake destinations."""
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
 import re
+import subprocess
 import sys
-import tempfile
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from segflow_local.cli import run_pipeline
 from segflow_local.generate import generate_dataset
-
-AS_OF = datetime(2026, 11, 1, tzinfo=timezone.utc)
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    """`segflow run` as a user runs it, in its own process, with every byte it prints captured."""
     root = tmp_path_factory.mktemp("e2e")
     generate_dataset(root / "data", customers=250, orders=2000, seed=11, as_of=date(2026, 11, 1))
     out = root / "out"
-    with capture_fds() as captured:
-        summary = run_pipeline([root / "data"], out, AS_OF, log_level="INFO")
-    return root, out, summary, captured.read_text(encoding="utf-8", errors="replace")
-
-
-@contextlib.contextmanager
-def capture_fds():
-    """Everything written to file descriptors 1 and 2 (loggers keep their own reference to stdout)."""
-    handle = tempfile.NamedTemporaryFile(delete=False, suffix=".log")
-    saved = [os.dup(1), os.dup(2)]
-    sys.stdout.flush(), sys.stderr.flush()
-    os.dup2(handle.fileno(), 1)
-    os.dup2(handle.fileno(), 2)
-    try:
-        yield Path(handle.name)
-    finally:
-        sys.stdout.flush(), sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
-        handle.close()
+    segflow = Path(sys.executable).with_name("segflow")
+    result = subprocess.run(
+        [str(segflow), "run", "--data", str(root / "data"), "--out", str(out), "--as-of", "2026-11-01",
+         "--log-level", "INFO"],
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "run.json").read_text())
+    return root, out, summary, result.stdout + result.stderr
 
 
 def test_every_function_succeeded_and_every_output_exists(run):

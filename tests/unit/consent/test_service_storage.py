@@ -122,7 +122,7 @@ def test_dynamo_ledger_tombstones_and_item_deletes(aws):
     record = ConsentRecord(email="ann@example.com", status="opted_in", timestamp=NOW, source="signup_form")
     pk = ledger_pk_for_email("ann@example.com")
     assert ledger.append([(pk, record), (pk, record)], NOW) == 2
-    assert ledger.records([pk]) == {pk: [record]} and len(ledger.keys([pk])) == 1
+    assert ledger.records([pk]) == {pk: [record]} and len(ledger.keys([pk])) == 2  # the record and the digest
 
     digest = tombstone("ann@example.com", SALT)
     stones.put_tombstones([Tombstone(digest=digest, kind="email", requested_at=NOW, request_id="r1")])
@@ -133,7 +133,7 @@ def test_dynamo_ledger_tombstones_and_item_deletes(aws):
 
     deleter = TableItemDeleter(table)
     keys = [ItemKey(pk=pk, sk=k[1]) for k in ledger.keys([pk])] + [ItemKey(pk="CUST#none", sk="PROFILE")]
-    assert deleter.delete_items(keys) == 1 and ledger.records([pk]) == {pk: []}
+    assert deleter.delete_items(keys) == 2 and ledger.records([pk]) == {pk: []}  # record and digest
 
 
 def test_rewrites_and_deletes_leave_no_earlier_version(aws):
@@ -169,3 +169,20 @@ def test_destinations_without_configuration_are_skipped_and_named():
 
     with pytest.raises(RuntimeError, match="AccessDenied"):
         DestinationErasers(read_secret=denied, mailchimp_secret="mc", hubspot_secret=None, mailchimp_list_id="a")()
+
+
+def test_the_digest_matches_the_append_only_trail_and_is_erased_with_it(aws):
+    from segflow.consent.store import DIGEST_SK, DynamoLedger
+
+    table, _ = aws
+    ledger = DynamoLedger(table)
+    pk = ledger_pk_for_email("a@example.com")
+    first = ConsentRecord(email="a@example.com", status="opted_in", timestamp=NOW, source="signup form",
+                          lawful_basis="consent")
+    later = ConsentRecord(email="a@example.com", status="opted_out", timestamp=NOW.replace(day=2), source="import")
+    ledger.append([(pk, later)], NOW)
+    ledger.append([(pk, first), (pk, later)], NOW)  # a replay adds nothing
+    assert [r.record_id for r in ledger.records([pk])[pk]] == [first.record_id, later.record_id]
+    assert sorted(r.record_id for r in ledger.audit_trail(pk)) == sorted([first.record_id, later.record_id])
+    assert (pk, DIGEST_SK) in ledger.keys([pk]) and len(ledger.keys([pk])) == 3
+    assert ledger.records([ledger_pk_for_email("nobody@example.com")]) == {ledger_pk_for_email("nobody@example.com"): []}

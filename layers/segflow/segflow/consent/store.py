@@ -62,9 +62,21 @@ class LedgerStore(Protocol):
     def append(self, entries: Sequence[tuple[str, ConsentRecord]], learned_at: datetime) -> int: ...
 
 
+DIGEST_SK = "DIGEST"  # one item per person holding every record, so ledgers are read in batches
+
+
 class DynamoLedger:
+    """Append-only record items (pk, LEDGER#<ts>#<record_id>) plus a digest item per person.
+
+    The record items are the audit trail; the digest repeats the same records in one item so that
+    evaluating thousands of customers costs one BatchGetItem per 100 people instead of a Query each.
+    Appends run one at a time (the consent function's reserved concurrency is 1), so the digest's
+    read-modify-write cannot interleave.
+    """
+
     def __init__(self, table: Any) -> None:
         self._table = table
+        self._client = table.meta.client
 
     def _query(self, pk: str, **extra: Any) -> list[dict[str, Any]]:
         from boto3.dynamodb.conditions import Key
@@ -81,17 +93,55 @@ class DynamoLedger:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def _digests(self, pks: list[str]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(pks), 100):
+            request = {self._table.name: {"Keys": [{"pk": pk, "sk": DIGEST_SK} for pk in pks[start : start + 100]],
+                                          "ConsistentRead": True}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table.name, []):
+                    found[item["pk"]] = json.loads(item["records_json"])
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
     def records(self, pks: Iterable[str]) -> dict[str, list[ConsentRecord]]:
-        return {pk: [record_from_item(i) for i in self._query(pk)] for pk in dict.fromkeys(pks)}
+        wanted = list(dict.fromkeys(pks))
+        digests = self._digests(wanted)  # every append writes the digest: none means no records
+        return {pk: [as_record(r) for r in digests.get(pk, [])] for pk in wanted}
+
+    def audit_trail(self, pk: str) -> list[ConsentRecord]:
+        """The record items themselves (the append-only trail the digest summarises)."""
+        return [record_from_item(i) for i in self._query(pk)]
 
     def keys(self, pks: Iterable[str]) -> list[tuple[str, str]]:
-        return [(i["pk"], i["sk"]) for pk in dict.fromkeys(pks) for i in self._query(pk, ProjectionExpression="pk, sk")]
+        from boto3.dynamodb.conditions import Key
+
+        keys = []
+        for pk in dict.fromkeys(pks):  # every item of the person's ledger partition, digest included
+            kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(pk), "ProjectionExpression": "pk, sk"}
+            while True:
+                page = self._table.query(**kwargs)
+                keys += [(i["pk"], i["sk"]) for i in page["Items"]]
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return keys
 
     def append(self, entries: Sequence[tuple[str, ConsentRecord]], learned_at: datetime) -> int:
         # The sort key embeds the record_id, so a replayed record rewrites the same item with the same content.
         with self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
             for pk, record in entries:
                 writer.put_item(Item=ledger_item(pk, record, learned_at))
+        by_pk: dict[str, dict[str, dict[str, Any]]] = {}
+        current = self._digests(list(dict.fromkeys(pk for pk, _ in entries)))
+        for pk, record in entries:
+            merged = by_pk.setdefault(pk, {r["record_id"]: r for r in current.get(pk, [])})
+            merged[record.record_id] = record.model_dump(mode="json")
+        with self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
+            for pk, records in by_pk.items():
+                ordered = sorted(records.values(), key=lambda r: (r["timestamp"], r["record_id"]))
+                writer.put_item(Item={"pk": pk, "sk": DIGEST_SK, "records_json": json.dumps(ordered)})
         return len(entries)
 
 
