@@ -58,6 +58,13 @@ build: setup $(SAM)
 sizes: build
 	$(PY) -m segflow_local.sizes .aws-sam/build
 
+## Benchmarks (bench/RESULTS.md): the full run at 10k/100k/1M orders, and a quick CI-sized variant.
+bench: setup
+	$(PY) bench/run.py --sizes 10000 100000 1000000 --repeats 3
+
+bench-quick: setup
+	$(PY) bench/run.py --quick
+
 lock:
 	rm -rf .venv-lock && $(PYTHON_BOOT) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet -r requirements.in
