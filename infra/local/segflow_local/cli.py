@@ -103,7 +103,11 @@ def run_pipeline(
         print("running the scheduled work (train, nightly score, sync) ...")
         runtime.run_scheduled_work()
         failures = [i for i in runtime.router.invocations if i.error or i.failed] if runtime.router else []
+        by_function: dict[str, float] = {}
+        for invocation in runtime.router.invocations if runtime.router else []:
+            by_function[invocation.function] = by_function.get(invocation.function, 0.0) + invocation.seconds
         summary = runtime.export(out)
+        summary["seconds_by_function"] = {k: round(v, 1) for k, v in sorted(by_function.items(), key=lambda kv: -kv[1])}
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["failed_invocations"] = len(failures)
     if as_of:
@@ -128,7 +132,9 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
             f"{counts['quarantined']:>13}{counts['pending']:>10}{counts.get('erased', 0):>8}"
         )
     unreadable = [d["source_key"] for d in summary["accounting"]["drops"] if d["file_quarantined"]]
-    print(f"\nprofiles: {summary['profiles']}   files quarantined whole: {len(unreadable)}   "
+    stages = ", ".join(f"{name.removesuffix('Function')} {secs:.0f}s" for name, secs in summary.get("seconds_by_function", {}).items())
+    print(f"\ntime by function: {stages}")
+    print(f"profiles: {summary['profiles']}   files quarantined whole: {len(unreadable)}   "
           f"time: {summary['seconds']} s\nresults in {out}/ (report.html, profiles.jsonl, accounting.json, quarantine/)")
 
 
