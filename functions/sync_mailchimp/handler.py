@@ -89,6 +89,9 @@ def handle_record(record: SQSRecord) -> None:
 def process_once(message: dict[str, Any], receive_count: int) -> dict[str, Any]:
     outcome = service().process(message, receive_count)
     metrics.add_metric(name="SyncItemsApplied", unit="Count", value=1)
+    # Contacts that ended this item failed (the SyncFailuresAlarm watches this metric).
+    failed = int((outcome.record.get("outcomes") or {}).get("failed", 0))
+    metrics.add_metric(name="SyncContactsFailed", unit="Count", value=failed)
     return outcome.as_dict()
 
 
