@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="generate a sample and run it end to end locally")
     demo.add_argument("--out", type=Path, default=Path("demo-out"))
-    demo.add_argument("--customers", type=int, default=3000)
-    demo.add_argument("--orders", type=int, default=20000)
+    # Sized so the whole local pipeline finishes in a few minutes on a 2-core laptop.
+    demo.add_argument("--customers", type=int, default=1000)
+    demo.add_argument("--orders", type=int, default=6000)
     demo.add_argument("--seed", type=int, default=7)
     return parser
 
@@ -95,13 +96,13 @@ def run_pipeline(
     started = time.monotonic()
     with LocalRuntime(as_of=as_of, log_level=log_level, faults=faults, env=env, segments_file=segments) as runtime:
         for folder in data:
-            uploaded, skipped = runtime.upload_folder(folder)
+            uploaded, skipped = runtime.upload_folder(folder, progress=sys.stderr.isatty())
             for path in skipped:
                 print(f"skipped {path}: its name matches no dataset", file=sys.stderr)
             print(f"drop {runtime.drops}: {len(uploaded)} file(s) from {folder}")
-            runtime.settle()
+            runtime.settle(progress=sys.stderr.isatty())
         print("running the scheduled work (train, nightly score, sync) ...")
-        runtime.run_scheduled_work()
+        runtime.run_scheduled_work(progress=sys.stderr.isatty())
         failures = [i for i in runtime.router.invocations if i.error or i.failed] if runtime.router else []
         by_function: dict[str, float] = {}
         for invocation in runtime.router.invocations if runtime.router else []:

@@ -193,13 +193,21 @@ class Router:
             fired += 1
         return fired
 
-    def run_until_idle(self, idle_rounds: int = 3, pause: float = 0.05, max_rounds: int = 100_000) -> int:
+    def run_until_idle(
+        self,
+        idle_rounds: int = 3,
+        pause: float = 0.05,
+        max_rounds: int = 100_000,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Pump every queue until nothing arrives for a few rounds (S3 notifications are asynchronous)."""
         handled = quiet = 0
         for _ in range(max_rounds):
             round_handled = sum(self.poll_queue(s) for s in self.deployment.queue_sources)
             round_handled += sum(self.poll_rule(r) for r in self.deployment.rule_sources)
             handled += round_handled
+            if progress is not None and round_handled:
+                progress(round_handled)
             quiet = 0 if round_handled else quiet + 1
             if quiet >= idle_rounds:
                 return handled

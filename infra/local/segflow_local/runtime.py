@@ -148,12 +148,17 @@ class LocalRuntime:
         return boto3.client("s3", region_name=REGION)
 
     # ---- drops -------------------------------------------------------------------------------
-    def upload_folder(self, folder: Path) -> tuple[list[str], list[str]]:
+    def upload_folder(self, folder: Path, progress: bool = False) -> tuple[list[str], list[str]]:
         """Uploads every data file as one drop; returns (keys uploaded, files skipped)."""
         self.drops += 1
         label = f"drop-{self.drops:03d}"
         uploaded, skipped = [], []
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        if progress:
+            from tqdm import tqdm
+
+            files = tqdm(files, desc=f"uploading drop {self.drops}", unit="file", leave=False)
+        for path in files:
             dataset = dataset_of(path, folder)
             if dataset is None or not path.name.lower().endswith(DATA_SUFFIXES):
                 skipped.append(str(path))
@@ -163,9 +168,15 @@ class LocalRuntime:
             uploaded.append(key)
         return uploaded, skipped
 
-    def settle(self) -> int:
+    def settle(self, progress: bool = False) -> int:
+        """Deliver events until the system is idle (with a progress bar of events handled when asked)."""
         assert self.router
-        return self.router.run_until_idle()
+        if not progress:
+            return self.router.run_until_idle()
+        from tqdm import tqdm
+
+        with tqdm(desc="events delivered", unit="event", leave=False) as bar:
+            return self.router.run_until_idle(progress=bar.update)
 
     # ---- exports -----------------------------------------------------------------------------
     def read_json_objects(self, prefix: str, suffix: str) -> list[dict[str, Any]]:
@@ -211,14 +222,14 @@ class LocalRuntime:
             views.append(view)
         return sorted(views, key=lambda p: p["customer_id"])
 
-    def run_scheduled_work(self) -> None:
+    def run_scheduled_work(self, progress: bool = False) -> None:
         """The nightly and weekly work, in the order a night would run it: train, score, then sync."""
         assert self.router and self.deployment
         functions = {s.function for s in self.deployment.schedules}
         for function in ("TrainFunction", "ScoreFunction", "SyncPlanFunction"):
             if function in functions:
                 self.router.fire_schedules([function])
-                self.settle()
+                self.settle(progress)
 
     def table_items(self) -> list[dict[str, Any]]:
         """Every item of the profile table (profiles, scores, consent ledger, segments, sync state)."""
