@@ -114,3 +114,40 @@ def test_a_scoring_run_uses_the_uploaded_segments_file_and_writes_latest_json(ru
     assert [(v["kind"], v["segment"]) for v in latest["guardrails"]["violations"]] == [("too_small", "Big spenders")]
     assert set(segments_item(runtime, "C1")["memberships"]) == {"VIP", "Big spenders"}
     assert segments_item(runtime, "C3") == {}
+
+
+CONSENT = (
+    "email,status,timestamp,source,lawful_basis,double_opt_in_confirmed\n"
+    "ann@example.com,opted_in,2026-06-01T10:00:00Z,signup form,consent,true\n"
+)
+
+
+def destination_memberships(runtime: Any, email: str) -> tuple[set[str], set[str]]:
+    """(Mailchimp tags, HubSpot lists) the fake destinations hold for one email."""
+    mailchimp = runtime.mailchimp.state()["lists"][runtime.mailchimp.default_list_id]
+    member = mailchimp["members"].get(email, {})  # the fake keys members by email
+    tags = {t["name"] if isinstance(t, dict) else t for t in member.get("tags", [])}
+    hubspot = runtime.hubspot.state()
+    lists = {name for name, found in hubspot["lists"].items() if email in found["members"]}
+    return tags, lists
+
+
+def test_a_purchase_takes_a_customer_out_of_abandoned_cart_and_the_destinations_follow(runtime, tmp_path: Path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+    (drop / "consent.csv").write_text(CONSENT, encoding="utf-8")
+    runtime.upload_folder(drop)
+    runtime.settle()
+
+    put_events(runtime, [activity("B1", "cart_add", AS_OF - timedelta(days=2), customer_id="C1", product_id="P1")])
+    runtime.settle()
+    tags, lists = destination_memberships(runtime, "ann@example.com")
+    assert "segflow: Abandoned cart" in tags and "segflow - Abandoned cart" in lists
+
+    put_events(runtime, [activity("B2", "purchase", AS_OF - timedelta(hours=3), customer_id="C1",
+                                  product_id="P1", order_id="O9", total=80.0)])
+    runtime.settle()
+    tags, lists = destination_memberships(runtime, "ann@example.com")
+    assert "segflow: Abandoned cart" not in tags and "segflow - Abandoned cart" not in lists
+    assert not [i.error for i in runtime.router.invocations if i.error]
