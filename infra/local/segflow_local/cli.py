@@ -173,6 +173,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    # Metrics are disabled locally (they are CloudWatch's business); Powertools still warns per invocation.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     args = build_parser().parse_args(argv)
     handlers = {"generate": cmd_generate, "run": cmd_run, "demo": cmd_demo, "explain": cmd_explain}
     try:
