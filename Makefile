@@ -10,7 +10,7 @@ TOOLS_VENV := .venv-tools
 CHECKOV := $(TOOLS_VENV)/bin/checkov
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast pytest check lint-template build sizes bench bench-quick lock clean
+.PHONY: setup demo test test-fast pytest check lint-template build sizes coldstart bench bench-quick lock clean
 
 setup: $(STAMP)
 
@@ -45,7 +45,11 @@ lint-template: setup $(SAM) $(CHECKOV)
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template-file template.yaml
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
-check: lint-template sizes
+## Cold import time of every handler in fresh interpreters (and which modules the light ones load).
+coldstart: setup
+	$(PY) bench/bench_coldstart.py --repeats 1
+
+check: lint-template sizes coldstart
 
 test-fast: setup
 	$(PY) -m pytest -q -x -m "not slow"
