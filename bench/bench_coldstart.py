@@ -329,12 +329,18 @@ def render(result: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def main() -> None:
+def main() -> int:
+    """Prints the cold-start table; exit 1 if a handler fails to import or a light one loads pandas & co."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the raw figures instead of the table")
     args = parser.parse_args()
-    print(json.dumps(run(args.repeats), indent=2, default=str))
+    result = run(args.repeats)
+    print(json.dumps(result, indent=2, default=str) if args.json else "\n".join(render(result)))
+    broken = [f for f in result["functions"] if f.get("error") or f.get("errors")]
+    heavy_light = [f for f in result["functions"] if f["light"] and f.get("heavy_modules")]
+    return 1 if broken or heavy_light else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -47,10 +47,14 @@ class ProgressLog(list):  # type: ignore[type-arg]
             fh.write(json.dumps(record) + "\n")
 
 
-def log_stage(path: Path, stage: str, seconds: float) -> None:
-    record = {"kind": "stage", "stage": stage, "seconds": seconds, "at": time.perf_counter()}
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    # perf_counter is CLOCK_MONOTONIC on Linux: the parent can compare "at" with its own clock.
     with path.open("a") as fh:
-        fh.write(json.dumps(record) + "\n")
+        fh.write(json.dumps({**record, "at": time.perf_counter()}) + "\n")
+
+
+def log_stage(path: Path, stage: str, seconds: float) -> None:
+    append_record(path, {"kind": "stage", "stage": stage, "seconds": seconds})
 
 
 def timed_runtime(progress: Path) -> type:
@@ -63,12 +67,20 @@ def timed_runtime(progress: Path) -> type:
             log_stage(progress, "start local stack", time.perf_counter() - started)
             assert self.router is not None
             self.router.invocations = ProgressLog(progress)
+            invoke = self.router.invoke
+
+            def logged_invoke(logical_id: str, event: dict[str, Any]) -> Any:
+                append_record(progress, {"kind": "start", "function": logical_id})
+                return invoke(logical_id, event)
+
+            self.router.invoke = logged_invoke  # type: ignore[method-assign]
             return self
 
-        def upload_folder(self, folder: Path, **kwargs: Any) -> tuple[list[str], list[str]]:
+        # Arguments pass through untouched: only the timing is added to LocalRuntime's steps.
+        def upload_folder(self, *args: Any, **kwargs: Any) -> tuple[list[str], list[str]]:
             started = time.perf_counter()
             try:
-                return super().upload_folder(folder, **kwargs)
+                return super().upload_folder(*args, **kwargs)
             finally:
                 log_stage(progress, "upload", time.perf_counter() - started)
 
@@ -79,10 +91,10 @@ def timed_runtime(progress: Path) -> type:
             finally:
                 log_stage(progress, "settle", time.perf_counter() - started)
 
-        def export(self, out: Path) -> dict[str, Any]:
+        def export(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
             started = time.perf_counter()
             try:
-                return super().export(out)
+                return super().export(*args, **kwargs)
             finally:
                 log_stage(progress, "export", time.perf_counter() - started)
 
@@ -117,15 +129,23 @@ def run_once(orders: int, progress: str) -> dict[str, Any]:
     }
 
 
-def breakdown(progress: Path, wall_s: float | None, ended_at: float | None) -> dict[str, Any]:
+def breakdown(
+    progress: Path, wall_s: float | None, ended_at: float | None, killed_at: float | None = None
+) -> dict[str, Any]:
     """Stage seconds from the progress file: handlers per function, the steps around them, the rest
     (the router's polling and idle rounds, and run_pipeline's own work) as the remainder of the wall time."""
     stages: dict[str, float] = defaultdict(float)
     functions: dict[str, dict[str, Any]] = {}
     stopped_at = None
+    running: dict[str, Any] | None = None  # the last handler started and not yet finished
     if progress.exists():
         for line in progress.read_text().splitlines():
             record = json.loads(line)
+            if record["kind"] == "start":
+                running = record
+                continue
+            if record["kind"] == "invocation":
+                running = None
             if record["kind"] == "stage":
                 if record["stage"] == "stop local stack":
                     stopped_at = record["at"]
@@ -143,6 +163,8 @@ def breakdown(progress: Path, wall_s: float | None, ended_at: float | None) -> d
                     entry["errors"].append(record["error"])
     if ended_at is not None and stopped_at is not None:
         stages["report (after the stack stops)"] = ended_at - stopped_at
+    if killed_at is not None and running is not None:
+        stages[f"{running['function']}, still running when stopped"] = killed_at - running["at"]
     if wall_s is not None:
         handler_s = sum(f["seconds"] for f in functions.values())
         stages["router polling, idle rounds, other"] = max(wall_s - handler_s - sum(stages.values()), 0.0)
@@ -155,11 +177,12 @@ def measure(orders: int, timeout: float | None) -> dict[str, Any]:
 
     progress = scratch(f"e2e-progress-{orders}") / "progress.jsonl"
     child = run_child("bench_e2e:run_once", {"orders": orders, "progress": str(progress)}, timeout=timeout)
+    killed_at = time.perf_counter() if child.error else None
     wall = child.result.get("wall_s") if not child.error else None
-    parts = breakdown(progress, wall, child.result.get("ended_at"))
+    parts = breakdown(progress, wall, child.result.get("ended_at"), killed_at)
     if wall is None:  # stopped: what the finished steps do not cover was still running at the end
         done = sum(f["seconds"] for f in parts["functions"].values()) + sum(parts["stages"].values())
-        parts["stages"]["unfinished when stopped (start-up included)"] = max(child.seconds - done, 0.0)
+        parts["stages"]["start-up, router polling, other (stopped run)"] = max(child.seconds - done, 0.0)
     return {
         "orders": orders,
         "finished": child.error is None,
@@ -173,28 +196,21 @@ def measure(orders: int, timeout: float | None) -> dict[str, Any]:
 
 
 def run(sizes: list[int], deadline: float, cap_s: float) -> dict[str, Any]:
-    """Smallest size first; a size is skipped when a smaller one did not finish, or when a linear
-    estimate from the last finished size exceeds the time left (min(cap_s, until the deadline))."""
+    """Smallest size first, each with min(cap_s, time to the deadline). A size whose smaller neighbour
+    did not finish is skipped; one expected to overrun still runs, and shows how far it got."""
     out: dict[str, Any] = {"sizes": {}, "skipped": {}, "cap_s": cap_s}
     last: dict[str, Any] | None = None
     for orders in sorted(sizes):
         budget = min(cap_s, deadline - time.monotonic())
-        reason = None
         if last is not None and not last["finished"]:
-            reason = f"skipped: {last['orders']:,} orders did not finish within its budget"
-        elif last is not None and last["wall_s"] * orders / last["orders"] > budget:
-            estimate = last["wall_s"] * orders / last["orders"]
-            reason = (
-                f"skipped: about {estimate / 60:.0f} min estimated (linear from {last['orders']:,} orders), "
-                f"more than the {budget / 60:.0f} min left for it"
-            )
-        elif budget < 60:
-            reason = "skipped: the benchmark's time budget is used up"
-        if reason:
-            out["skipped"][str(orders)] = reason
+            out["skipped"][str(orders)] = f"skipped: the {last['orders']:,}-order run did not finish"
             continue
+        if budget < 60:
+            out["skipped"][str(orders)] = "skipped: the benchmark's time budget is used up"
+            continue
+        estimate = last["wall_s"] * orders / last["orders"] if last else None  # linear, for the record
         last = measure(orders, timeout=budget)
-        last["budget_s"] = budget
+        last.update(budget_s=budget, linear_estimate_s=estimate)
         out["sizes"][str(orders)] = last
     return out
 
@@ -219,15 +235,19 @@ def headline(result: dict[str, Any]) -> list[SizeRow]:
         n = int(size)
         if r["finished"]:
             wall.values[n] = f"{r['wall_s']:.0f}"
+        elif r["error"].startswith("timed out"):
+            estimate = r.get("linear_estimate_s")
+            guess = f" (linear estimate {estimate / 60:.0f} min)" if estimate else ""
+            wall.values[n] = f"stopped at its {r['budget_s']:.0f} s budget{guess}"
         else:
-            wall.values[n] = f"did not finish in {r['budget_s']:.0f} s: {error_text(r['error'], 80)}"
+            wall.values[n] = f"failed after {r['child_s']:.0f} s: {error_text(r['error'], 80)}"
         stages = _stages(r)
         if stages:
             name, seconds, _ = stages[0]
             slowest.values[n] = f"{name}: {seconds / _wall(r):.0%}"
         failures = sum(f["failed"] for f in r["functions"].values())
         failed.values[n] = str(failures)
-        ok.append(failures == 0 and r["finished"])
+        ok.append(failures == 0)  # a run that stopped or crashed is listed apart, under the misses
     for size, reason in result["skipped"].items():
         wall.values[int(size)] = reason
     failed.verdict = verdict(all(ok)) if ok else verdict(None)

@@ -37,7 +37,7 @@ from lib.env import environment
 # Run order: ingest first (it leaves the clean data rfm, models and storage read), then the cheap sections,
 # end to end with a reserve kept for the two short ones after it.
 SECTIONS = ("ingest", "rfm", "models", "storage", "sync", "coldstart", "e2e", "clv", "segment_latency")
-AFTER_E2E_RESERVE_S = 360  # clv (~1 min) and the latency script (~2-5 min with today's consent function)
+AFTER_E2E_RESERVE_S = 240  # clv (~10 s) and the latency script (~1.5 min)
 MIN_SECTION_S = 60
 TITLES = {
     "ingest": "Ingest",

@@ -46,9 +46,10 @@ def fmt_spread(
     if not s:
         return "n/a"
     median = fmt(s["median"], digits) + unit
-    if s["runs"] < 2 or s["min"] == s["max"]:
+    low, high = fmt(s["min"], digits), fmt(s["max"], digits)
+    if s["runs"] < 2 or low == high:  # no spread worth showing at this precision
         return median
-    return f"{median} ({fmt(s['min'], digits)}–{fmt(s['max'], digits)})"
+    return f"{median} ({low}–{high})"
 
 
 def fmt_ratio(s: dict[str, Any] | None, digits: int = 1) -> str:
