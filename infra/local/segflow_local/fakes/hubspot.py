@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from segflow_local.fakes.common import (
     ApiError,
     Call,
@@ -40,6 +42,7 @@ from segflow_local.fakes.hubspot_models import (
 from segflow_local.fakes.hubspot_store import (
     CONTACT_OBJECT_TYPE_ID,
     DEFAULT_SUBSCRIPTIONS,
+    MAX_BATCH_INPUTS,
     Contact,
     HubSpotError,
     HubSpotStore,
@@ -65,6 +68,13 @@ _CATEGORIES = {
     "internal": "INTERNAL_ERROR",
 }
 _OBJECT_TYPES = {"contacts", CONTACT_OBJECT_TYPE_ID, "contact"}
+
+
+class StatusBatchRead(BaseModel):
+    """POST /communication-preferences/v4/statuses/batch/read: the subscribers' email addresses."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    inputs: list[str]
 
 
 class FakeHubSpot(FakeServer):
@@ -189,7 +199,8 @@ class FakeHubSpot(FakeServer):
             "/crm/v3/properties/{object_type}",
             "/crm/v3/lists",
         )
-        statuses = "/communication-preferences/v4/statuses/{subscriber}"
+        preferences = "/communication-preferences/v4"
+        statuses = f"{preferences}/statuses/{{subscriber}}"
         return [
             Route("POST", f"{contacts}/batch/upsert", self._batch_upsert, BatchUpsert),
             Route("POST", f"{contacts}/batch/read", self._batch_read, BatchRead),
@@ -213,6 +224,7 @@ class FakeHubSpot(FakeServer):
             Route("PUT", f"{lists}/{{list_id}}/memberships/remove", self._remove_members, RecordIds),
             Route("GET", f"{lists}/{{list_id}}/memberships", self._get_memberships),
             Route("GET", "/communication-preferences/v4/definitions", self._get_definitions),
+            Route("POST", f"{preferences}/statuses/batch/read", self._batch_statuses, StatusBatchRead),
             Route("GET", statuses, self._get_status),
             Route("POST", statuses, self._post_status, StatusUpdate),
         ]
@@ -395,14 +407,45 @@ class FakeHubSpot(FakeServer):
     def _get_definitions(self, call: Call) -> Reply:
         return Reply(200, self._status_envelope(self.store.definitions_json()))
 
+    @staticmethod
+    def _email_channel(call: Call) -> None:
+        channel = call.arg("channel")
+        if channel is None:
+            raise HubSpotError(400, "The channel query parameter is required.")
+        if channel != "EMAIL":
+            raise HubSpotError(400, f"Channel {channel} is not supported by the fake (EMAIL only).")
+
     def _get_status(self, call: Call) -> Reply:
         def run() -> Reply:
-            channel = call.arg("channel")
-            if channel is None:
-                raise HubSpotError(400, "The channel query parameter is required.")
-            if channel != "EMAIL":
-                raise HubSpotError(400, f"Channel {channel} is not supported by the fake (EMAIL only).")
+            self._email_channel(call)
             return Reply(200, self._status_envelope(self.store.status_results(call.params["subscriber"])))
+
+        return self._guarded(run)
+
+    def _batch_statuses(self, call: Call) -> Reply:
+        """Every subscription's status per address; inputs that are no email address are 207 errors."""
+
+        def run() -> Reply:
+            self._email_channel(call)
+            inputs: list[str] = call.body.inputs
+            if len(inputs) > MAX_BATCH_INPUTS:  # as the CRM batch endpoints (the spec sets no limit)
+                raise HubSpotError(400, f"Batch input may contain at most {MAX_BATCH_INPUTS} inputs.")
+            unique = list(dict.fromkeys(i.strip().lower() for i in inputs))
+            invalid = [i for i in unique if "@" not in i]
+            found = [{"subscriberIdString": i, "statuses": self.store.status_results(i)} for i in unique]
+            body = self._status_envelope([f for f in found if "@" in f["subscriberIdString"]])
+            if not invalid:
+                return Reply(200, body)
+            body["numErrors"] = 1
+            body["errors"] = [
+                {
+                    "status": "error",
+                    "category": "VALIDATION_ERROR",
+                    "message": "Some inputs are not valid email addresses.",
+                    "context": {"ids": invalid},
+                }
+            ]
+            return Reply(207, body)
 
         return self._guarded(run)
 

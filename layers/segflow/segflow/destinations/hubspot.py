@@ -1,4 +1,4 @@
-"""HubSpot client: contact properties, batch upsert/read by email, lists v3, GDPR delete, subscription status.
+"""HubSpot client: contact properties, batch upsert/read by email, lists v3, GDPR delete, subscriptions.
 
 Every request first takes a slot from a rolling 10-second limiter shared by all threads of the process
 (a margin under the app's tier limit), and the X-HubSpot-RateLimit-* headers slow it further when
@@ -29,6 +29,7 @@ from segflow.destinations.hubspot_outcomes import (
     failed,
     result,
     subscription_result,
+    subscription_results,
     trace_id,
     upsert_results,
 )
@@ -46,7 +47,7 @@ from segflow.destinations.results import CallStats, ContactResult, Outcome
 from segflow.observability import logger
 
 HUBSPOT_URL = "https://api.hubapi.com"
-BATCH_SIZE = 100
+BATCH_SIZE = 100  # contacts batch upsert/read; also the status batch read (its spec sets no limit)
 MEMBERSHIP_CHUNK = 1_000
 CONTACT_OBJECT_TYPE_ID = "0-1"
 # the 10-second window frees slowly: start the backoff at a second
@@ -328,3 +329,21 @@ class HubSpotClient:
         except RequestRejected as exc:
             return failed(email, "subscription", f"HTTP_{exc.status}", exc.reason)
         return subscription_result(email, body, subscription_id)
+
+    def subscription_statuses(
+        self, emails: Sequence[str], subscription_id: int | None = None
+    ) -> dict[str, ContactResult]:
+        """{lower-cased email: status result} from batch reads of <= 100 addresses per call; each result as in
+        `subscription_status`. A 207 reports some contacts as errors: those (and a chunk HubSpot refuses) come
+        back FAILED, which says nothing about their subscription."""
+        route = f"{self.paths.preferences}/statuses/batch/read"
+        unique = list(dict.fromkeys(email_key(e) for e in emails))
+        found: dict[str, ContactResult] = {}
+        for chunk in chunked(unique, BATCH_SIZE):
+            try:
+                answer = self._json("POST", route, params={"channel": "EMAIL"}, json={"inputs": list(chunk)})
+            except RequestRejected as exc:
+                found.update({e: failed(e, "subscription", f"HTTP_{exc.status}", exc.reason) for e in chunk})
+                continue
+            found.update(subscription_results(answer or {}, chunk, subscription_id))
+        return found

@@ -109,13 +109,48 @@ def upsert_results(body: Mapping[str, Any], contacts: Sequence[ContactUpsert]) -
 
 
 def subscription_result(email: str, body: Mapping[str, Any], subscription_id: int | None) -> ContactResult:
-    """v4 statuses: UNSUBSCRIBED from the subscription (or from any, when none is named) is COMPLIANCE."""
+    """v4 statuses: UNSUBSCRIBED from the subscription (or from any, when none is named) is COMPLIANCE, and so
+    is UNSUBSCRIBED from every subscription listed (unsubscribed from all email)."""
+    listed = [s for s in body.get("results") or [] if isinstance(s, Mapping)]
     statuses = [
-        s for s in body.get("results") or []
+        s for s in listed
         if subscription_id is None or int(s.get("subscriptionId", -1)) == subscription_id
     ]
     unsubscribed = [s for s in statuses if s.get("status") == "UNSUBSCRIBED"]
-    if unsubscribed:
+    from_all = bool(listed) and all(s.get("status") == "UNSUBSCRIBED" for s in listed)
+    if unsubscribed or from_all:
         return result(email, "subscription", Outcome.COMPLIANCE, error_code="UNSUBSCRIBED", status="UNSUBSCRIBED")
     status = "SUBSCRIBED" if any(s.get("status") == "SUBSCRIBED" for s in statuses) else "NOT_SPECIFIED"
     return result(email, "subscription", Outcome.OK, status=status)
+
+
+def subscription_results(
+    body: Mapping[str, Any], emails: Sequence[str], subscription_id: int | None
+) -> dict[str, ContactResult]:
+    """A 200/207 batch status read mapped to each asked email (lower-cased): statuses as in
+    `subscription_result`; an error naming the contact FAILED; a contact the answer leaves out FAILED,
+    retryable. A failed read says nothing about the contact's subscription."""
+    asked = {email_key(e): e for e in emails}
+    done: dict[str, ContactResult] = {}
+    for item in body.get("results") or []:
+        key = email_key(str(item.get("subscriberIdString") or ""))
+        if key in asked and key not in done:
+            statuses = {"results": item.get("statuses") or []}
+            done[key] = subscription_result(asked[key], statuses, subscription_id)
+    for error in body.get("errors") or []:
+        for raw_id in _context_values(error):
+            key = email_key(raw_id)
+            if key in asked and key not in done:
+                done[key] = failed(asked[key], "subscription", _error_code(error), _error_text(error))
+    return {
+        key: done.get(key)
+        or failed(email, "subscription", CODE_MISSING, "not reported by the batch response", retryable=True)
+        for key, email in asked.items()
+    }
+
+
+def _context_values(error: Mapping[str, Any]) -> list[str]:
+    """Every string an error's context lists (HubSpot names the inputs under varying keys)."""
+    context = error.get("context") or {}
+    values = context.values() if isinstance(context, Mapping) else ()
+    return [str(v) for found in values if isinstance(found, list) for v in found]
