@@ -138,17 +138,14 @@ def consent_allows(person: Person) -> bool:
 
 def oracle_allows(person: Person) -> bool:
     """Consent allows it, the person is not erased, and no destination holds an opt-out for them (every seeded
-    opt-out predates the run, so no explicit opt-in in the history can be newer)."""
-    return (not person.erased and person.mailchimp_seed is None and not person.hubspot_unsubscribed
-            and consent_allows(person))
-
-
-def knowable_allows(person: Person) -> bool:
-    """The oracle restricted to what segflow can learn: a Mailchimp opt-out is learned from the compliance
-    answer to a create (so only for contacts it would subscribe there); HubSpot unsubscribes are never read.
-    The two gaps are pinned by the xfail tests at the end of this file."""
-    learned = person.mailchimp_seed is not None and subscribed_in_consent(person)
-    return not person.erased and not learned and consent_allows(person)
+    opt-out predates the run, so no explicit opt-in in the history can be newer): an unsubscribed or cleaned
+    Mailchimp member, a HubSpot unsubscribe, or a forgotten Mailchimp email. Mailchimp answers a read of a
+    forgotten email as of one it never had (404), so that one is an opt-out only where segflow would create the
+    person there and the create is refused; otherwise nothing in any API tells."""
+    forgotten_unreadable = person.mailchimp_seed == "forgotten" and not subscribed_in_consent(person)
+    opted_out_there = person.hubspot_unsubscribed or (person.mailchimp_seed is not None
+                                                      and not forgotten_unreadable)
+    return not person.erased and not opted_out_there and consent_allows(person)
 
 
 def subscribed_in_consent(person: Person) -> bool:
@@ -443,15 +440,21 @@ SETTINGS = settings(max_examples=10, deadline=None, derandomize=True, phases=[Ph
 
 
 def _covering_population() -> list[Person]:
-    """Every region rule once, allowed and refused, besides whatever the generator draws."""
+    """Every region rule once, allowed and refused, and every destination opt-out on someone consent allows
+    (subscribed by segflow in Mailchimp or not), besides whatever the generator draws."""
     explicit = Fact("opted_in", 3, "consent", False, "signup_form")
     checkout = Fact("opted_in", 3, "legitimate_interest", False, "checkout")
     out = Fact("opted_out", 1, None, False, "preference_center")
     rows = [("DE", (explicit,), None), ("GB", (checkout,), None), (None, (explicit, explicit), None),
             ("US", (), None), ("US", (explicit, out), None), ("CA", (), 100), ("CA", (), 1100),
             ("CA", (checkout,), 100), ("FR", (out, explicit), None)]
-    return [Person(i, country, history, None, False, purchase, False, frozenset({"Champions", "At risk"}))
-            for i, (country, history, purchase) in enumerate(rows)]
+    people = [Person(i, country, history, None, False, purchase, False, frozenset({"Champions", "At risk"}))
+              for i, (country, history, purchase) in enumerate(rows)]
+    opt_outs = [(seed, hubspot, history) for history in ((), (explicit,))
+                for seed, hubspot in (("unsubscribed", False), ("cleaned", False), ("forgotten", False),
+                                      (None, True))]
+    return people + [Person(len(rows) + i, "US", history, seed, hubspot, None, False, frozenset({"Champions"}))
+                     for i, (seed, hubspot, history) in enumerate(opt_outs)]
 
 
 def run_pipeline(fakes: Fakes, population: list[Person]) -> tuple[Pipeline, Holdings]:
@@ -471,26 +474,28 @@ def test_no_contact_reached_against_the_policy_and_nobody_resubscribed(fakes: Fa
     mailchimp, hubspot = pipeline.fakes.mailchimp, pipeline.fakes.hubspot
     by_email = {pipeline.email(p): p for p in population}
     # every write or add request, pass by pass, was for someone the consent history allows; after the first
-    # pass (opt-outs learned, erasures done) only for someone the policy still allows
+    # pass (erasures done, create refusals learned; the read-back runs ahead of the second pass's pushes) only
+    # for someone the whole policy allows, destination opt-outs included. The first pass cannot know an opt-out
+    # made in a destination before segflow ever read it.
     for number, sent in enumerate(pipeline.rounds):
         for destination, emails in sent.items():
             for email in emails:
                 person = by_email[email]
-                ok = consent_allows(person) if number == 0 else knowable_allows(person)
+                ok = consent_allows(person) if number == 0 else oracle_allows(person)
                 assert ok, (number, destination, person)
     for person in population:
         email = pipeline.email(person)
         memberships_mc = {h for h in held.mailchimp.get(email, set()) if not h.startswith("field:")}
         memberships_hs = {h for h in held.hubspot.get(email, set()) if h.startswith("list:")}
-        # tags, static segments and lists only for those the policy allows (as far as segflow can know) ...
-        if not knowable_allows(person):
+        # tags, static segments and lists only for those the policy allows ...
+        if not oracle_allows(person):
             assert not memberships_mc and not memberships_hs, (person, memberships_mc, memberships_hs)
         # ... personal fields only where consent allowed them when written (they are not cleared afterwards)
         if held.mailchimp.get(email) or held.hubspot.get(email):
             assert consent_allows(person) and not person.erased, person
         # segflow created nobody as a subscriber the policy does not allow
         if held.mailchimp_status.get(email) == "subscribed" and person.mailchimp_seed is None:
-            assert knowable_allows(person) and subscribed_in_consent(person), person
+            assert oracle_allows(person) and subscribed_in_consent(person), person
         # destination opt-outs stay opt-outs
         if person.mailchimp_seed in ("unsubscribed", "cleaned") and not person.erased:
             assert held.mailchimp_status.get(email) == person.mailchimp_seed, person
@@ -529,7 +534,7 @@ def test_everyone_the_policy_allows_is_reached_with_their_segments(fakes: Fakes,
             assert held.mailchimp_status.get(email) == "subscribed", person
 
 
-# ---- known gaps (issue 5): destination opt-outs segflow never learns ---------------------------------------
+# ---- destination opt-outs segflow learns only by reading back (issue 5) -----------------------------------
 
 
 def _us_contact(**changes: Any) -> Person:
@@ -539,17 +544,31 @@ def _us_contact(**changes: Any) -> Person:
     return Person(**{**base.__dict__, **changes})
 
 
-@pytest.mark.xfail(strict=True, reason="HubSpot unsubscribes are never read (read_back reads records only, upserts "
-                   "do not report subscription status), so they never reach the consent ledger")
 def test_a_hubspot_unsubscribe_keeps_the_contact_out_of_segflow_lists(fakes: Fakes) -> None:
+    """Upserts do not report subscription status: the read-back's status read is what learns it."""
     person = _us_contact(hubspot_unsubscribed=True)
     pipeline, held = run_pipeline(fakes, [person])
-    assert not {h for h in held.hubspot.get(pipeline.email(person), set()) if h.startswith("list:")}
+    email = pipeline.email(person)
+    assert pipeline.rounds[0]["hubspot"] == {email}  # pushed before anything was read back ...
+    assert not {h for h in held.hubspot.get(email, set()) if h.startswith("list:")}  # ... and taken out
+    assert learned_opt_outs(pipeline) == [(pipeline.customer_id(person), "destination:hubspot")]
+    assert pipeline.fakes.hubspot.subscription_status(email) == "UNSUBSCRIBED"
 
 
-@pytest.mark.xfail(strict=True, reason="a Mailchimp unsubscribe is learned only from the answer to a create; a "
-                   "contact segflow does not subscribe there (no opt-in) is never checked and stays in HubSpot lists")
 def test_a_mailchimp_unsubscribe_keeps_the_contact_out_of_hubspot_lists(fakes: Fakes) -> None:
+    """No opt-in, so segflow never creates them in Mailchimp: the read-back looks them up all the same."""
     person = _us_contact(mailchimp_seed="unsubscribed")
     pipeline, held = run_pipeline(fakes, [person])
-    assert not {h for h in held.hubspot.get(pipeline.email(person), set()) if h.startswith("list:")}
+    email = pipeline.email(person)
+    assert not {h for h in held.hubspot.get(email, set()) if h.startswith("list:")}
+    assert learned_opt_outs(pipeline) == [(pipeline.customer_id(person), "destination:mailchimp")]
+    assert held.mailchimp_status[email] == "unsubscribed" and not any(r["mailchimp"] for r in pipeline.rounds)
+    state = pipeline.states.get_states("mailchimp", [pipeline.customer_id(person)])
+    assert state[pipeline.customer_id(person)].status == "unsubscribed"  # never a create attempt after this
+
+
+def learned_opt_outs(pipeline: Pipeline) -> list[tuple[str, str]]:
+    """(customer id, source) of every opt-out the sync workers published."""
+    return [(r["customer_id"], r["source"]) for e in pipeline.publisher.events
+            if e["detail-type"] == "ConsentChanged" and e["source"] == "segflow.sync"
+            for r in e["detail"]["records"]]

@@ -1,14 +1,26 @@
 """Optional read-back: what the destination says now versus what segflow recorded.
 
-Read the members / contacts with the clients' read methods (MailchimpClient.get_members,
-HubSpotClient.read_contacts and subscription_status), turn them into Observations, then `reconcile`:
-- a manual unsubscribe (or a Mailchimp "cleaned" bounce) -> a consent opt-out record with source
-  "destination:<name>" for the ledger, and the state's status corrected (so nothing but removals follows);
+Which contacts a reconcile item reads:
+- every contact the destination confirmed (a recorded destination id, not gone);
+- in Mailchimp also the eligible contacts segflow holds no member for because it may not subscribe them
+  there (no opt-in): no create tells about them, yet they are pushed to HubSpot, so an unsubscribe they made
+  in Mailchimp (another form, an earlier list) must be looked up. HubSpot gets every eligible contact, so
+  its confirmed ones are all there is to read.
+
+Read the members / contacts with the clients' read methods (MailchimpClient.get_members, HubSpotClient
+.read_contacts and subscription_statuses), turn them into Observations, then `reconcile`:
+- a manual unsubscribe (Mailchimp unsubscribed, HubSpot UNSUBSCRIBED from the marketing subscription or from
+  all email) or a Mailchimp "cleaned" bounce -> a consent opt-out record with source "destination:<name>" for
+  the ledger, and the state's status corrected (so nothing but removals follows) -- also for a contact segflow
+  never confirmed there: its state then records the status, so segflow never tries to create it;
 - a deletion (not found, HubSpot archived) or a Mailchimp archive -> the state corrected: no destination id,
   no memberships for a deleted contact; segflow does not re-create contacts removed by hand;
 - a HubSpot merge (the email now resolves to another record id) -> the state takes the surviving id and
   forgets its lists, so the next sync adds the surviving record (adding an existing member is a no-op);
 - a member back to subscribed / pending in the destination -> the status corrected, no consent inferred.
+For a contact segflow never confirmed, only an opt-out counts: nothing else makes it a known member.
+A forgotten (permanently deleted) Mailchimp email reads as absent, like one never added: it is learned only
+from the refusal of a create.
 """
 
 from __future__ import annotations
@@ -20,8 +32,9 @@ from datetime import datetime
 from typing import Any
 
 from segflow.destinations.results import ContactResult, Outcome
-from segflow.sync.limits import HUBSPOT, check_destination
-from segflow.sync.state import GONE_STATUSES, SyncState
+from segflow.sync.desired import DesiredContact
+from segflow.sync.limits import HUBSPOT, MAILCHIMP, check_destination
+from segflow.sync.state import GONE_STATUSES, SyncState, empty_state
 
 OPT_OUT_STATUSES = ("unsubscribed", "cleaned")
 
@@ -48,20 +61,18 @@ def observe_mailchimp(members: Mapping[str, Mapping[str, Any] | None]) -> dict[s
 def observe_hubspot(
     records: Mapping[str, Mapping[str, Any] | None], subscriptions: Mapping[str, ContactResult] | None = None
 ) -> dict[str, Observation]:
-    """From HubSpotClient.read_contacts ({email: record or None}) and, optionally, subscription_status."""
+    """From HubSpotClient.read_contacts ({email: record or None}) and, optionally, subscription_statuses.
+    Only an unsubscribe becomes a status: a subscription status is not what segflow records as a contact's
+    HubSpot status, and a failed status read says nothing."""
     observed = {}
     for email, record in records.items():
         key = email.strip().lower()
         if record is None or record.get("archived"):
             observed[key] = Observation(False)
             continue
-        status = None
         found = (subscriptions or {}).get(key)
-        if found is not None and found.outcome == Outcome.COMPLIANCE:
-            status = "unsubscribed"
-        elif found is not None and found.status:
-            status = found.status.lower()
-        observed[key] = Observation(True, str(record.get("id")), status)
+        unsubscribed = found is not None and found.outcome == Outcome.COMPLIANCE
+        observed[key] = Observation(True, str(record.get("id")), "unsubscribed" if unsubscribed else None)
     return observed
 
 
@@ -84,6 +95,50 @@ def emails_to_read(states: Iterable[SyncState]) -> list[str]:
     return sorted(
         {s.email for s in states if s.email and s.destination_id and (s.status or "") not in GONE_STATUSES}
     )
+
+
+def unconfirmed(state: SyncState | None) -> bool:
+    """No member segflow knows of and no refusal recorded: nothing says whether the person opted out there."""
+    return state is None or (state.destination_id is None and not state.blocked)
+
+
+def unconfirmed_to_read(
+    destination: str, desired: Iterable[DesiredContact], states: Mapping[str, SyncState]
+) -> list[str]:
+    """Plan side: the customer ids to read back although segflow holds no member for them -- Mailchimp
+    contacts that are eligible but not subscribed as new (a create would have told about an opt-out)."""
+    if destination != MAILCHIMP:
+        return []
+    return [
+        d.customer_id
+        for d in desired
+        if d.eligible and d.email and not d.subscribe_if_new and unconfirmed(states.get(d.customer_id))
+    ]
+
+
+def states_to_check(
+    destination: str,
+    customer_ids: Iterable[str],
+    states: Mapping[str, SyncState],
+    emails: Mapping[str, str],
+) -> list[SyncState]:
+    """Worker side: the recorded states, with each unconfirmed contact that has a current address (`emails`,
+    from the profile) as its recorded state -- or an empty one -- under that address."""
+    checked: list[SyncState] = []
+    for customer_id in dict.fromkeys(customer_ids):
+        state = states.get(customer_id)
+        if state is not None and not unconfirmed(state):
+            checked.append(state)
+        elif emails.get(customer_id):
+            checked.append(replace(state or empty_state(customer_id, destination), email=emails[customer_id]))
+    return checked
+
+
+def addresses(states: Iterable[SyncState]) -> list[str]:
+    """Every address to read for `states_to_check`: confirmed contacts and unconfirmed ones."""
+    states = list(states)
+    extra = {s.email for s in states if s.email and unconfirmed(s)}
+    return sorted(set(emails_to_read(states)) | extra)
 
 
 def reconcile(
@@ -117,6 +172,10 @@ def reconcile(
 
 
 def _compare(destination: str, state: SyncState, seen: Observation) -> tuple[str | None, SyncState]:
+    if unconfirmed(state):  # never confirmed there: only an opt-out is news (and worth a state)
+        if seen.present and seen.status in OPT_OUT_STATUSES:
+            return seen.status, replace(state, status=seen.status, destination_id=seen.destination_id)
+        return None, state
     if not seen.present:
         if state.destination_id is None:
             return None, state

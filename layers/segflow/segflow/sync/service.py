@@ -57,7 +57,16 @@ from segflow.sync.guards import PushCheck, SubscribeCheck, guard_from_views
 from segflow.sync.limits import MAILCHIMP
 from segflow.sync.planner import NOTE_DUPLICATE_EMAIL, Plan, estimate_calls, plan
 from segflow.sync.ports import RecordingSuppressions, SyncStateStore
-from segflow.sync.reconcile import Observation, emails_to_read, observe_hubspot, observe_mailchimp, reconcile
+from segflow.sync.reconcile import (
+    Observation,
+    addresses,
+    observe_hubspot,
+    observe_mailchimp,
+    reconcile,
+    states_to_check,
+    unconfirmed,
+    unconfirmed_to_read,
+)
 from segflow.sync.runs import RunLedger, RunTotals
 from segflow.sync.state import SyncState
 from segflow.sync.workitems import WorkItem, WorkItemPointer, WorkItemStore, chunk_plan
@@ -215,6 +224,7 @@ class _PlanBuilder:
         self.held: Counter[str] = Counter()
         self.owners: dict[str, str] = {}
         self.known: list[SyncState] = []  # recorded states, for reconciliation
+        self.unconfirmed: list[str] = []  # customer ids to read back without a confirmed member
 
     def add(self, desired: Sequence[DesiredContact], states: Mapping[str, SyncState]) -> None:
         kept = []
@@ -288,11 +298,11 @@ class PlanService:
             values = [self._field_values(v) for v in views]  # once per view, for every destination
             for destination, builder in builders.items():
                 states = self.ports.states.get_states(destination, [v["customer_id"] for v in views])
-                builder.add(
-                    [self._desired(v, destination, f) for v, f in zip(views, values, strict=True)], states
-                )
+                desired = [self._desired(v, destination, f) for v, f in zip(views, values, strict=True)]
+                builder.add(desired, states)
                 if request.reconcile:
                     builder.known.extend(states.values())
+                    builder.unconfirmed.extend(unconfirmed_to_read(destination, desired, states))
         plans = {d: b.result() for d, b in builders.items()}
         queued: dict[str, dict[str, int]] = {}
         if self.dry_run:
@@ -355,7 +365,8 @@ class PlanService:
         config_written = False
         for destination, the_plan in plans.items():
             items = chunk_plan(the_plan, run_id)
-            checks = self._reconcile_items(run_id, destination, builders[destination].known)
+            builder = builders[destination]
+            checks = self._reconcile_items(run_id, destination, builder.known, builder.unconfirmed)
             planned = self._planned(the_plan)
             summary[destination] = {"work_items": 0, "reconcile_items": 0}
             if not items and not checks:
@@ -382,10 +393,13 @@ class PlanService:
             summary[destination] = {"work_items": len(items), "reconcile_items": len(checks)}
         return summary
 
-    def _reconcile_items(self, run_id: str, destination: str, states: Sequence[SyncState]) -> list[str]:
-        """Read-back messages (ahead of the work items, so corrections land before the pushes)."""
-        readable = sorted((s for s in states if s.email and s.destination_id), key=lambda s: s.customer_id)
-        ids = [s.customer_id for s in readable]
+    def _reconcile_items(
+        self, run_id: str, destination: str, states: Sequence[SyncState], unconfirmed_ids: Sequence[str]
+    ) -> list[str]:
+        """Read-back messages (ahead of the work items, so corrections land before the pushes): the confirmed
+        contacts and those to look up without a member (segflow.sync.reconcile says which)."""
+        confirmed = {s.customer_id for s in states if s.email and s.destination_id}
+        ids = sorted(confirmed | set(unconfirmed_ids))
         messages = []
         for chunk in _chunks(ids, RECONCILE_CONTACTS.get(destination, 100)):
             item_id = hashlib.sha256(json.dumps([run_id, destination, list(chunk)]).encode()).hexdigest()[:32]
@@ -425,12 +439,16 @@ ReadBack = Callable[[DestinationAdapter, Sequence[str]], Mapping[str, Observatio
 
 
 def read_back(adapter: DestinationAdapter, emails: Sequence[str]) -> Mapping[str, Observation]:
-    """What the destination holds now for these addresses (HubSpot: records only; reading each contact's
-    subscription would cost one call per contact against the daily quota)."""
+    """What the destination holds now for these addresses. Mailchimp: one GET per member (in parallel, up to
+    the client's connection limit). HubSpot: the records and the email subscription statuses, each in batch
+    reads of 100 (2 calls per 100 contacts), so an unsubscribe made in HubSpot reaches the consent ledger."""
     wrapped: Any = adapter  # MailchimpAdapter / HubSpotAdapter: the client they wrap (and the audience)
     if adapter.destination == MAILCHIMP:
         return observe_mailchimp(wrapped.client.get_members(wrapped.list_id, emails))
-    return observe_hubspot(wrapped.client.read_contacts(emails))
+    records = wrapped.client.read_contacts(emails)
+    present = [e for e, record in records.items() if record is not None and not record.get("archived")]
+    statuses = wrapped.client.subscription_statuses(present, wrapped.subscription_id) if present else {}
+    return observe_hubspot(records, statuses)
 
 
 @dataclass
@@ -615,12 +633,15 @@ class WorkerService:
     def _reconcile(self, message: Mapping[str, Any]) -> ItemOutcome:
         run_id, item_id = str(message["run_id"]), str(message["work_item_id"])
         ids = json.loads(self.ports.objects.get_bytes(str(message["key"])))["customer_ids"]
-        states = self.ports.states.get_states(self.destination, ids)
-        emails = emails_to_read(states.values())
+        recorded = self.ports.states.get_states(self.destination, ids)
+        # contacts without a confirmed member are read under the profile's current address
+        unknown = [c for c in ids if unconfirmed(recorded.get(c))]
+        states = states_to_check(self.destination, ids, recorded, self._profile_emails(unknown))
+        emails = addresses(states)
         adapter = self.adapter(run_id)
         before = adapter.stats()
         found = reconcile(
-            self.destination, states.values(), self.read_back(adapter, emails) if emails else {}, self.now()
+            self.destination, states, self.read_back(adapter, emails) if emails else {}, self.now()
         )
         conflicts = self.ports.states.put_states(found.corrections)
         self._publish_opt_outs([(o["customer_id"], o["email"]) for o in found.opt_outs])
@@ -647,6 +668,19 @@ class WorkerService:
             "application/json",
         )
         return ItemOutcome(item_id, run_id, "reconcile", True, False, record)
+
+    def _profile_emails(self, customer_ids: Sequence[str]) -> dict[str, str]:
+        """{customer id: email} of live profiles (an erased or merged-away customer has none)."""
+        if not customer_ids:
+            return {}
+        found = self.ports.items.get(customer_ids, (PROFILE,))
+        emails = {}
+        for customer_id in customer_ids:
+            view = view_of(customer_id, found.get(customer_id, {}))
+            email = str((view or {}).get("email") or "").strip().lower()
+            if email:
+                emails[customer_id] = email
+        return emails
 
     # ---- consent and run bookkeeping -----------------------------------------------------------------
 
