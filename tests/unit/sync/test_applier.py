@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from segflow.destinations.errors import DailyLimitReached, ProvisioningConflict, RetriesExhausted
 from segflow.store.sync_state import InMemorySyncStateStore
+from segflow.sync.adapters import MembershipChange, MembershipWrites, UpsertRequest
 from segflow.sync.applier import apply
 from segflow.sync.desired import DesiredContact, build_desired
 from segflow.sync.planner import plan
@@ -267,3 +270,139 @@ def test_adapter_for_another_destination_is_refused() -> None:
             RecordingSuppressions(),
             NOW,
         )
+
+
+# ---- all memberships at once, updates bundled with them (the Mailchimp batch path) -------------------------
+
+
+@dataclass
+class BundlingDestination(MemoryDestination):
+    """Takes an item's updates together with all its membership changes in one call (like one Mailchimp
+    batch), when `bundle` says so; `unreported` emails get no update result, `retry_refs` fail retryably."""
+
+    bundle: bool = True
+    unreported: set[str] = field(default_factory=set)
+    retry_refs: set[str] = field(default_factory=set)
+    offered: list[tuple[int, list[Any]]] = field(default_factory=list)
+
+    def bundles_updates(self, updates: int, changes: Sequence[MembershipChange]) -> bool:
+        self.offered.append((updates, list(changes)))
+        return self.bundle
+
+    def change_all(
+        self, changes: Sequence[MembershipChange], updates: Sequence[UpsertRequest] = ()
+    ) -> MembershipWrites:
+        assert not any(r.create for r in updates)
+        self.calls.append(("change_all", ([r.email for r in updates], [c.membership for c in changes])))
+        calls = len(self.calls)
+        upserts = [r for r in self.upsert([u for u in updates if u.email not in self.unreported])]
+        writes = MembershipWrites(upserts=upserts)
+        for change in changes:
+            outcome = self.change(change.membership, [r for r in change.add if r not in self.retry_refs],
+                                  change.remove)
+            for ref in set(change.add) & self.retry_refs:
+                outcome.fail(ref, "HTTP_503", retryable=True)
+            writes.memberships[change.membership] = outcome
+        del self.calls[calls:]  # one call in all
+        return writes
+
+
+def _moved(views: list[dict[str, Any]], **changed: Any) -> list[dict[str, Any]]:
+    return [{**v, "memberships": {"At risk": "2026-10-31T00:00:00+00:00"}, **changed} for v in views]
+
+
+def test_updates_go_with_all_memberships_in_one_call_and_creates_first() -> None:
+    store, destination = InMemorySyncStateStore(), BundlingDestination()
+    first = [view(1, "Champions"), view(2, "Champions")]
+    apply(item_for(first, store), destination, store, allow_all, RecordingSuppressions(), NOW)
+    assert [c[0] for c in destination.calls] == ["prepare", "upsert", "change_all"]  # creates first
+    assert destination.calls[-1][1][0] == []  # nothing to update: new members were created
+    destination.calls.clear()
+    item = item_for(_moved(first, city="Nice") + [view(3, "At risk")], store)
+    report = apply(item, destination, store, allow_all, RecordingSuppressions(), NOW)
+    assert report.complete and report.counts() == {"pushed": 3}
+    assert [c[0] for c in destination.calls] == ["prepare", "upsert", "change_all"]
+    assert destination.calls[1][1] == ["user3@example.com"]  # the create, alone
+    updated, pairs = destination.calls[2][1]
+    assert updated == ["user1@example.com", "user2@example.com"]
+    assert pairs == [("segment", "segflow - At risk"), ("tag", "segflow: At risk"), ("tag", "segflow: Champions")]
+    assert destination.offered[-1][0] == 2  # priced with the updates and the planned changes
+    assert destination.member_of("segflow: At risk") == {f"user{i}@example.com" for i in (1, 2, 3)}
+    assert destination.member_of("segflow: Champions") == set()
+    states = store.all_states("mailchimp")
+    assert {s.fields["CITY"] for k, s in states.items() if k != "c00003"} == {"Nice"}
+    assert all(s.tags == {"segflow: At risk"} for s in states.values())
+    again = apply(item, destination, store, allow_all, RecordingSuppressions(), NOW)  # a redelivery
+    assert again.counts() == {"unchanged": 3} and len(destination.calls) == 3
+
+
+def test_without_bundling_updates_go_first_and_memberships_all_at_once() -> None:
+    store, destination = InMemorySyncStateStore(), BundlingDestination(bundle=False)
+    first = [view(1, "Champions"), view(2, "Champions")]
+    apply(item_for(first, store), destination, store, allow_all, RecordingSuppressions(), NOW)
+    destination.calls.clear()
+    apply(item_for(_moved(first, city="Nice"), store), destination, store, allow_all,
+          RecordingSuppressions(), NOW)
+    assert [c[0] for c in destination.calls] == ["prepare", "upsert", "change_all"]
+    assert destination.calls[2][1][0] == []
+
+
+def test_a_bundled_update_refused_for_compliance_becomes_a_suppression_and_its_add_is_recorded() -> None:
+    store, destination = InMemorySyncStateStore(), BundlingDestination()
+    first = [view(1, "Champions"), view(2, "Champions")]
+    apply(item_for(first, store), destination, store, allow_all, RecordingSuppressions(), NOW)
+    destination.fail_upsert["user1@example.com"] = "compliance"  # unsubscribed in the destination meanwhile
+    suppressions = RecordingSuppressions()
+    report = apply(item_for(_moved(first, city="Nice"), store), destination, store, allow_all, suppressions,
+                   NOW)
+    assert report.contacts["c00001"].outcome == "compliance" and not report.retryable
+    assert [(s.customer_id, s.reason) for s in suppressions.recorded] == [("c00001", "unsubscribed")]
+    state = store.get_states("mailchimp", ["c00001"])["c00001"]
+    # the add went in the same request: recorded, because the destination holds it
+    assert state.status == "unsubscribed" and state.tags == {"segflow: At risk"}
+    follow_up = item_for(_moved(first, city="Nice"), store, run_id="run-2")
+    (contact,) = follow_up.contacts
+    assert contact.customer_id == "c00001" and contact.action == "none" and not contact.adds
+    assert ("tag", "segflow: At risk") in contact.removes  # the blocked member loses it next time
+    apply(follow_up, destination, store, allow_all, RecordingSuppressions(), NOW)
+    assert destination.member_of("segflow: At risk") == {"user2@example.com"}
+
+
+def test_the_guard_is_asked_again_right_before_the_bundled_call() -> None:
+    store, destination = InMemorySyncStateStore(), BundlingDestination()
+    first = [view(1, "Champions"), view(2, "Champions")]
+    apply(item_for(first, store), destination, store, allow_all, RecordingSuppressions(), NOW)
+    refused: set[str] = set()
+    original = destination.bundles_updates
+
+    def withdraw_meanwhile(updates: int, changes: Sequence[MembershipChange]) -> bool:
+        refused.add("user2@example.com")  # consent withdrawn after the upsert check, before the write
+        return original(updates, changes)
+
+    destination.bundles_updates = withdraw_meanwhile  # type: ignore[method-assign]
+    report = apply(item_for(_moved(first, city="Nice"), store), destination, store,
+                   lambda c: c.email not in refused, RecordingSuppressions(), NOW)
+    (bundled,) = [args for name, args in destination.calls if name == "change_all"][1:]
+    assert bundled[0] == ["user1@example.com"]  # user2 was neither updated nor added
+    assert report.contacts["c00002"].outcome == "blocked"
+    assert destination.member_of("segflow: At risk") == {"user1@example.com"}
+    assert destination.member_of("segflow: Champions") == set()  # removals still go ahead
+    assert store.get_states("mailchimp", ["c00002"])["c00002"].tags == frozenset()
+
+
+def test_retryable_membership_failures_and_unreported_updates_leave_contacts_retryable() -> None:
+    store, destination = InMemorySyncStateStore(), BundlingDestination()
+    first = [view(1, "Champions"), view(2, "Champions"), view(3, "Champions")]
+    apply(item_for(first, store), destination, store, allow_all, RecordingSuppressions(), NOW)
+    destination.retry_refs, destination.unreported = {"user1@example.com"}, {"user2@example.com"}
+    item = item_for(_moved(first, city="Nice"), store)
+    report = apply(item, destination, store, allow_all, RecordingSuppressions(), NOW)
+    assert report.retryable == ["c00001", "c00002"] and report.contacts["c00003"].outcome == "pushed"
+    assert report.contacts["c00001"].error_code == "HTTP_503"
+    destination.retry_refs, destination.unreported = set(), set()
+    again = apply(item, destination, store, allow_all, RecordingSuppressions(), NOW)  # SQS redelivery
+    assert again.complete
+    updated, pairs = destination.calls[-1][1]
+    assert updated == ["user2@example.com"] and pairs == [("segment", "segflow - At risk"), ("tag", "segflow: At risk")]
+    assert all(s.tags == {"segflow: At risk"} and s.fields["CITY"] == "Nice"
+               for s in store.all_states("mailchimp").values())

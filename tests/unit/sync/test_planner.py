@@ -161,7 +161,49 @@ def test_estimates_follow_the_api_batch_sizes() -> None:
         plan_contact(replace(d, fields={**d.fields, "FNAME": "x"}), synced(d))
         for d in (build_desired(view(i), "mailchimp", CONFIG) for i in range(7))
     ]
-    assert estimate_calls(replace(mailchimp, contacts=tuple(updates)))["member_updates"] == 7
+    estimate = estimate_calls(replace(mailchimp, contacts=tuple(updates)))
+    assert estimate["member_updates"] == 0 and estimate["batch_requests"] == 3  # more than 3: one batch
+    estimate = estimate_calls(replace(mailchimp, contacts=tuple(updates[:3])))
+    assert estimate["member_updates"] == 3 and estimate["batch_requests"] == 0
+
+
+def moved(count: int, start: int = 0, **changed: object) -> list[ContactPlan]:
+    """Mailchimp contacts who left Champions (a tag) for At risk (a tag and a static segment)."""
+    contacts = []
+    for i in range(start, start + count):
+        before = build_desired(view(i, "Champions"), "mailchimp", CONFIG)
+        after = build_desired(view(i, "At risk", **changed), "mailchimp", CONFIG)  # type: ignore[arg-type]
+        contacts.append(plan_contact(after, synced(before)))
+    return contacts
+
+
+def test_small_mailchimp_changes_go_in_one_batch_with_the_updates_large_ones_one_call_per_name() -> None:
+    base = plan([], {}, "mailchimp")
+    # 3 names touched, no updates: one call each (3) is not more than a batch (3)
+    few = estimate_calls(replace(base, contacts=tuple(moved(5))))
+    assert (few["membership"], few["batch_requests"], few["contact_calls"]) == (3, 0, 3)
+    # the same with 5 field updates: 3 (update batch) + 3 > one batch holding everything
+    mixed = estimate_calls(replace(base, contacts=tuple(moved(5, city="Nice"))))
+    assert (mixed["member_updates"], mixed["membership"], mixed["batch_requests"]) == (0, 0, 3)
+    # two single updates and 3 names (5 calls) also go in one batch
+    two = moved(2, city="Nice") + moved(3, start=10)
+    assert estimate_calls(replace(base, contacts=tuple(two)))["contact_calls"] == 3
+    # one update and one name: two calls stay cheaper than a batch
+    one = [plan_contact(build_desired(view(1, "Champions", "High CLV", city="Nice"), "mailchimp", CONFIG),
+                        synced(build_desired(view(1, "Champions"), "mailchimp", CONFIG)))]
+    assert estimate_calls(replace(base, contacts=tuple(one)))["contact_calls"] == 2
+    # a large change (a tags operation per member would overfill the batch): one call per name
+    large = estimate_calls(replace(base, contacts=tuple(moved(300, city="Nice"))))
+    assert (large["batch_requests"], large["membership"]) == (3, 3)  # the updates' batch, then 3 names
+
+
+def test_mailchimp_batch_sizes_mirror_the_client() -> None:
+    from segflow.destinations import mailchimp, mailchimp_batches
+    from segflow.sync import planner
+
+    assert planner.MAILCHIMP_SINGLE_UPDATES == mailchimp.BATCH_UPDATES_ABOVE
+    assert planner.MAILCHIMP_BATCH_OPERATIONS == mailchimp_batches.MAX_OPERATIONS
+    assert planner.MAILCHIMP_BATCHED_MEMBERSHIP_OPERATIONS <= mailchimp_batches.MAX_OPERATIONS
 
 
 def test_render_plan_names_changes_without_personal_data() -> None:
@@ -173,7 +215,8 @@ def test_render_plan_names_changes_without_personal_data() -> None:
     assert contact["tags"] == {"add": ["segflow: At risk"], "remove": ["segflow: Champions"]}
     assert contact["segments"] == {"add": ["segflow - At risk"], "remove": []}
     assert "user16@example.com" not in str(rendered) and "Zed" not in str(rendered)
-    assert rendered["estimated_calls"]["member_updates"] == 1
+    calls = rendered["estimated_calls"]  # 1 PUT + 3 names (4 calls) cost more than one batch (3)
+    assert (calls["member_updates"], calls["membership"], calls["batch_requests"]) == (0, 0, 3)
     assert render_plan(plan([after], {}), include_values=True)["contacts"][0]["fields"]["FNAME"] == "Zed"
 
 

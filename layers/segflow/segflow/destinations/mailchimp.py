@@ -6,7 +6,9 @@ see MemberUpsert for how `status` is kept away from existing members.
 
 Existing members are updated with PUT (no `status`). Batch subscribe cannot do it (it requires `status`), so
 more than `batch_updates_above` updates go as PUT operations in ONE batch operations request (POST /batches,
-see mailchimp_batches.py): a 1 % change costs a few calls instead of one per changed member.
+see mailchimp_batches.py): a 1 % change costs a few calls instead of one per changed member. The same PUTs,
+member tags and static segment changes are offered as BatchOperations (`*_operation(s)`) for callers that put
+them in one batch together (the sync's MailchimpAdapter); mailchimp_outcomes reads their results.
 """
 from __future__ import annotations
 
@@ -340,14 +342,44 @@ class MailchimpClient:
 
     def _update_members_in_batch(self, list_id: str, members: list[MemberUpsert]) -> list[ContactResult]:
         """The same PUTs (no `status`) as batch operations; operation ids are subscriber hashes, not emails."""
-        operations = []
-        for member in members:
-            member_id = subscriber_hash(member.email)
-            path = render_route(MEMBER, {"list_id": list_id, "subscriber_hash": member_id})
-            operations.append(BatchOperation("PUT", path, operation_id=member_id, body=member.update_body()))
+        operations = [self.member_update_operation(list_id, m) for m in members]
         outcomes = self.run_batch(operations)
         return [batch_operation_result(m.email, o.status_code, o.response, "upsert")
                 for m, o in zip(members, outcomes, strict=True)]
+
+    # ---- batch operations (read their results with mailchimp_outcomes) ------------------------------------
+
+    @staticmethod
+    def member_update_operation(list_id: str, member: MemberUpsert) -> BatchOperation:
+        """PUT of an existing member without `status`; its id is the subscriber hash."""
+        member_id = subscriber_hash(member.email)
+        path = render_route(MEMBER, {"list_id": list_id, "subscriber_hash": member_id})
+        return BatchOperation("PUT", path, operation_id=member_id, body=member.update_body())
+
+    def tags_operation(self, list_id: str, update: TagUpdate) -> BatchOperation:
+        """update_tags as an operation; its id is "tags-" and the subscriber hash."""
+        member_id = subscriber_hash(update.email)
+        path = render_route(MEMBER_TAGS, {"list_id": list_id, "subscriber_hash": member_id})
+        body = update.body(self.is_syncing)
+        return BatchOperation("POST", path, operation_id=f"tags-{member_id}", body=body)
+
+    @staticmethod
+    def segment_members_operations(
+        list_id: str, segment_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> list[tuple[BatchOperation, list[str], list[str]]]:
+        """update_segment_members as operations (at most 500 adds and 500 removals each), with the emails each
+        carries; ids are "segment-", the segment id and the part."""
+        add_chunks = list(chunked(list(dict.fromkeys(add)), SEGMENT_CHANGE_SIZE))
+        remove_chunks = list(chunked(list(dict.fromkeys(remove)), SEGMENT_CHANGE_SIZE))
+        path = render_route(SEGMENT, {"list_id": list_id, "segment_id": segment_id})
+        operations = []
+        for index in range(max(len(add_chunks), len(remove_chunks))):
+            to_add = add_chunks[index] if index < len(add_chunks) else []
+            to_remove = remove_chunks[index] if index < len(remove_chunks) else []
+            body = {"members_to_add": to_add, "members_to_remove": to_remove}
+            operation = BatchOperation("POST", path, operation_id=f"segment-{segment_id}-{index}", body=body)
+            operations.append((operation, to_add, to_remove))
+        return operations
 
     def run_batch(self, operations: Sequence[BatchOperation]) -> list[OperationResult]:
         """Run operations through POST /batches and wait for them: one result per operation, in order

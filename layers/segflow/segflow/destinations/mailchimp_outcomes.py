@@ -143,3 +143,40 @@ def batch_operation_result(email: str, status_code: int | None, response: Any, o
         title = response.get("title") if isinstance(response, Mapping) else None
         return failed(email, operation, f"HTTP_{status_code}", title, retryable=True)
     return problem_result(email, response, operation, status_code)
+
+
+def _retryable_status(status_code: int | None) -> bool:
+    return status_code is None or status_code == 429 or status_code >= 500
+
+
+def _operation_failure(email: str, operation: str, status_code: int | None, response: Any) -> ContactResult:
+    if status_code is None:
+        return failed(email, operation, CODE_MISSING, "not reported by the batch results", retryable=True)
+    title = response.get("title") if isinstance(response, Mapping) else None
+    return failed(email, operation, f"HTTP_{status_code}", title, retryable=_retryable_status(status_code))
+
+
+def tags_operation_result(
+    email: str, tags: Mapping[str, bool], status_code: int | None, response: Any
+) -> ContactResult:
+    """A member tags operation of a batch, read like update_tags: a missing member cannot be tagged, but has
+    no tag to lose either."""
+    if status_code is not None and status_code < 300:
+        return result(email, "tags", Outcome.OK, destination_id=subscriber_hash(email))
+    if status_code == 404:
+        if any(tags.values()):
+            return failed(email, "tags", "MEMBER_NOT_FOUND", "the member is not on the audience")
+        return result(email, "tags", Outcome.SKIPPED, error_code="MEMBER_NOT_FOUND")
+    return _operation_failure(email, "tags", status_code, response)
+
+
+def segment_operation_results(
+    status_code: int | None, response: Any, to_add: Sequence[str], to_remove: Sequence[str]
+) -> list[ContactResult]:
+    """A static segment operation of a batch: per member like the direct call; a refused or unreported
+    operation fails each of its members (retryable when throttled, a server error or unreported)."""
+    if status_code is not None and status_code < 300:
+        return segment_results(response if isinstance(response, Mapping) else {}, to_add, to_remove)
+    return [_operation_failure(e, "segment_add", status_code, response) for e in to_add] + [
+        _operation_failure(e, "segment_remove", status_code, response) for e in to_remove
+    ]

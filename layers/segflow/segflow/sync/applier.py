@@ -5,6 +5,13 @@ redelivered or stale item only does what is still missing: applying an item twic
 destination and state), provision what the item needs, upsert, change tags / static segments / lists,
 propagate unsubscribes, then write the new states -- built only from confirmed results.
 
+Memberships: all of the item's tag / static segment / list changes go to the adapter at once. When the
+adapter says so (Mailchimp, small changes: one batch operations request is cheaper than one call per name),
+the updates of existing members wait and go in the same request, ahead of the membership operations; their
+adds are sent before the update is confirmed, so an add the destination confirmed is recorded even when the
+update was refused (the state stays what the destination holds, and a later plan removes it if needed).
+Creates always go first: only a confirmed create is ever added anywhere.
+
 Safety:
 - the guard is asked right before every write (upsert or add) for every contact; a refusal turns the
   contact into an ineligible one (its segflow memberships are removed, nothing is pushed);
@@ -31,7 +38,14 @@ from segflow.destinations.errors import (
 from segflow.destinations.mailchimp_models import email_key
 from segflow.destinations.results import CallStats, ContactResult, Outcome
 from segflow.observability import logger
-from segflow.sync.adapters import DestinationAdapter, UpsertRequest
+from segflow.sync.adapters import (
+    DestinationAdapter,
+    MembershipChange,
+    MembershipResult,
+    MembershipWrites,
+    UpsertRequest,
+    change_each,
+)
 from segflow.sync.desired import DesiredContact, Membership
 from segflow.sync.planner import ContactPlan, plan_contact
 from segflow.sync.ports import Guard, SuppressionSink, SyncStateStore
@@ -149,6 +163,7 @@ class _Contact:
         self.retryable = False
         self.deferred = False
         self.upsert_ok = not plan.upserts
+        self.bundled = False  # its update goes to the adapter together with the memberships
         self.results: list[ContactResult] = []
 
     @property
@@ -197,6 +212,32 @@ def _allowed(guard: Guard, desired: DesiredContact) -> bool:
         return guard(desired) is True
     except Exception:  # a guard that cannot decide refuses
         return False
+
+
+def _bundles_updates(adapter: DestinationAdapter, updates: int, changes: list[MembershipChange]) -> bool:
+    bundles = getattr(adapter, "bundles_updates", None)  # adapters with change() only never bundle
+    return bool(bundles and bundles(updates, changes))
+
+
+def _change_all(
+    adapter: DestinationAdapter, changes: list[MembershipChange], updates: list[UpsertRequest]
+) -> MembershipWrites:
+    change_all = getattr(adapter, "change_all", None)
+    if change_all is not None:
+        return change_all(changes, updates)  # type: ignore[no-any-return]
+    if updates:
+        raise ValueError(f"{adapter.destination} adapter cannot take updates with its memberships")
+    return change_each(adapter, changes)
+
+
+def _request(contact: _Contact) -> UpsertRequest:
+    plan = contact.plan
+    return UpsertRequest(
+        contact.customer_id, plan.email, plan.fields, plan.action == "create", plan.desired.subscribe_if_new
+    )
+
+
+Pairs = dict[Membership, dict[str, _Contact]]  # membership -> member reference -> contact
 
 
 class _Run:
@@ -253,25 +294,34 @@ class _Run:
             if not _allowed(self.guard, contact.plan.desired):  # the last check before the write
                 self.block(contact)
         sending = [c for c in wanted if not c.blocked]
+        updates = [c for c in sending if c.plan.action == "update"]
+        if updates and _bundles_updates(self.adapter, len(updates), self._planned_changes()):
+            for contact in updates:
+                contact.bundled = True  # sent by memberships(), after one more guard check
+            sending = [c for c in sending if not c.bundled]
         if not sending:
             return
         by_email = {email_key(c.plan.email): c for c in sending}
-        requests = [
-            UpsertRequest(
-                c.customer_id,
-                c.plan.email,
-                c.plan.fields,
-                c.plan.action == "create",
-                c.plan.desired.subscribe_if_new,
-            )
-            for c in sending
-        ]
         try:
-            results = self.adapter.upsert(requests)
+            results = self.adapter.upsert([_request(c) for c in sending])
         except DestinationError as exc:
             self._upsert_results(exc.results, by_email)
             raise
         self._upsert_results(results, by_email)
+
+    def _planned_changes(self) -> list[MembershipChange]:
+        """The membership changes still pending, as if every upsert succeeds (to price the item)."""
+        adding: dict[Membership, list[str]] = {}
+        removing: dict[Membership, list[str]] = {}
+        for contact in self.contacts:
+            for phase in contact.pending:
+                if phase[0] in ("add", "remove"):
+                    ref = self._member_ref(contact, adding=phase[0] == "add")
+                    found = adding if phase[0] == "add" else removing
+                    if ref is not None:
+                        found.setdefault((phase[1], phase[2]), []).append(ref)
+        pairs = sorted(adding.keys() | removing.keys())
+        return [MembershipChange(p, tuple(adding.get(p, ())), tuple(removing.get(p, ()))) for p in pairs]
 
     def _upsert_results(self, results: Iterable[ContactResult], by_email: dict[str, _Contact]) -> None:
         for result in results:
@@ -320,58 +370,92 @@ class _Run:
         self.suppressions.record(contact.customer_id, contact.plan.email, self.item.destination, status)
 
     def memberships(self) -> None:
-        """One call per tag / static segment / list, all its contacts' adds and removes together. Loops
-        because a guard refusal mid-way turns that contact's adds into removals."""
+        """All tag / static segment / list changes of the item to the adapter at once (with the bundled
+        updates). Loops because a guard refusal turns that contact's adds into removals."""
         while True:
-            pairs = sorted(
-                {(p[1], p[2]) for c in self.contacts for p in c.pending if p[0] in ("add", "remove")}
-            )
-            if not pairs:
+            self._check_writers()
+            adding, removing = self._collect()
+            bundled = [c for c in self.contacts if c.bundled and UPSERT in c.pending]
+            if not adding and not removing and not bundled:
                 return
+            pairs = sorted(adding.keys() | removing.keys())
+            changes = [
+                MembershipChange(p, tuple(sorted(adding.get(p, {}))), tuple(sorted(removing.get(p, {}))))
+                for p in pairs
+            ]
+            by_email = {email_key(c.plan.email): c for c in bundled}
+            try:
+                writes = _change_all(self.adapter, changes, [_request(c) for c in bundled])
+            except DestinationError as exc:
+                self._upsert_results([r for r in exc.results if r.operation == "upsert"], by_email)
+                raise
+            self._upsert_results(writes.upserts, by_email)  # first: a compliance refusal drops the adds
+            for contact in bundled:
+                contact.bundled = False
+                if UPSERT in contact.pending:  # not reported: try again on redelivery
+                    contact.done(UPSERT)
+                    contact.fail(None, "NOT_CONFIRMED", retryable=True)
             for pair in pairs:
-                self._membership(pair)
+                outcome = writes.memberships.get(pair) or MembershipResult()
+                self._membership(pair, adding.get(pair, {}), removing.get(pair, {}), outcome)
+
+    def _check_writers(self) -> None:
+        """The guard, right before the call that writes: every contact about to be added or updated."""
+        for contact in self.contacts:
+            writing = (contact.bundled and UPSERT in contact.pending) or (
+                (contact.upsert_ok or contact.bundled) and any(p[0] == "add" for p in contact.pending)
+            )
+            if writing and not _allowed(self.guard, contact.plan.desired):
+                contact.bundled = False
+                self.block(contact)
+
+    def _collect(self) -> tuple[Pairs, Pairs]:
+        adding: Pairs = {}
+        removing: Pairs = {}
+        for contact in self.contacts:
+            for phase in sorted(p for p in contact.pending if p[0] in ("add", "remove")):
+                pair = (phase[1], phase[2])
+                if phase[0] == "remove":
+                    ref = self._member_ref(contact, adding=False)
+                    if ref is None:  # never confirmed in the destination: nothing to remove
+                        self._confirm(contact, phase, called=False)
+                    else:
+                        removing.setdefault(pair, {})[ref] = contact
+                elif not (contact.upsert_ok or contact.bundled):
+                    contact.done(phase)  # not (properly) in the destination: nothing to add
+                elif (ref := self._member_ref(contact, adding=True)) is None:
+                    contact.done(phase)
+                    contact.fail(None, "NO_DESTINATION_ID")
+                else:
+                    adding.setdefault(pair, {})[ref] = contact
+        return adding, removing
 
     def _member_ref(self, contact: _Contact, adding: bool) -> str | None:
         if self.adapter.uses_record_ids:  # adds: the record just upserted; removals: the recorded one
             return contact.state.destination_id if adding else contact.plan.destination_id
         return email_key(contact.plan.email if adding else contact.plan.removal_email)
 
-    def _membership(self, pair: Membership) -> None:
+    def _membership(
+        self,
+        pair: Membership,
+        adding: dict[str, _Contact],
+        removing: dict[str, _Contact],
+        outcome: MembershipResult,
+    ) -> None:
         add_phase, remove_phase = ("add", *pair), ("remove", *pair)
-        adding: dict[str, _Contact] = {}
-        removing: dict[str, _Contact] = {}
-        for contact in self.contacts:
-            if remove_phase in contact.pending:
-                ref = self._member_ref(contact, adding=False)
-                if ref is None:  # never confirmed in the destination: nothing to remove
-                    self._confirm(contact, remove_phase, called=False)
-                else:
-                    removing[ref] = contact
-            if add_phase not in contact.pending:
-                continue
-            if not contact.upsert_ok:
-                contact.done(add_phase)  # not (properly) in the destination: nothing to add
-            elif not _allowed(self.guard, contact.plan.desired):  # the last check before the write
-                self.block(contact)
-            elif (ref := self._member_ref(contact, adding=True)) is None:
-                contact.done(add_phase)
-                contact.fail(None, "NO_DESTINATION_ID")
-            else:
-                adding[ref] = contact
-        if not adding and not removing:
-            return
-        outcome = self.adapter.change(pair, sorted(adding), sorted(removing))
         # removals first: after an email change the old address leaves and the new one joins the same pair
         for refs, confirmed, phase in (
             (removing, outcome.removed, remove_phase),
             (adding, outcome.added, add_phase),
         ):
             for ref, contact in refs.items():
-                if ref in confirmed:
+                if ref in confirmed:  # recorded even when moot (a bundled update refused): it is in there
                     self._confirm(contact, phase)
-                else:
+                elif phase in contact.pending:
                     contact.done(phase)
-                    contact.fail(None, outcome.failed.get(ref, "NOT_CONFIRMED"))
+                    contact.fail(
+                        None, outcome.failed.get(ref, "NOT_CONFIRMED"), retryable=ref in outcome.retryable
+                    )
         for result in outcome.results:
             owner = adding.get(email_key(result.email)) or removing.get(email_key(result.email))
             if owner is not None:

@@ -223,25 +223,90 @@ def _membership_groups(contacts: Iterable[ContactPlan]) -> dict[Membership, tupl
     return {pair: (adds[pair], removes[pair]) for pair in adds.keys() | removes.keys()}
 
 
+# Mailchimp batch operations (mirrors of the client's constants; a unit test checks they match)
+MAILCHIMP_BATCH_REQUESTS = 3  # POST /batches and its status reads (the results archive is read from S3)
+MAILCHIMP_BATCH_OPERATIONS = 500  # segflow's cap per batch (mailchimp_batches.MAX_OPERATIONS)
+MAILCHIMP_SINGLE_UPDATES = 3  # at most this many updates go as single PUTs (mailchimp.BATCH_UPDATES_ABOVE)
+# Membership changes go in a batch only while they are small (at most half a batch): a batch's status reads
+# grow with the time Mailchimp needs for its operations (one per tagged member), while one call per tag /
+# static segment costs the same whatever the number of contacts. Full syncs stay on that path.
+MAILCHIMP_BATCHED_MEMBERSHIP_OPERATIONS = 250
+
+
+@dataclass(frozen=True)
+class MailchimpWrites:
+    """One work item's member updates and tag / static segment changes, priced both ways: direct calls (single
+    PUTs or an update batch, then one call per name and 500 members) or everything in batch operations (one
+    PUT per update, one tags call per member address, one static segment call per 500 members)."""
+
+    updates: int
+    tag_members: int  # member addresses whose tags change
+    groups: Mapping[Membership, tuple[int, int]] = field(default_factory=dict)  # pair -> (adds, removes)
+
+    def update_calls(self) -> int:
+        if self.updates <= MAILCHIMP_SINGLE_UPDATES:
+            return self.updates
+        return MAILCHIMP_BATCH_REQUESTS * ceil_div(self.updates, MAILCHIMP_BATCH_OPERATIONS)
+
+    def membership_calls(self) -> int:
+        return sum(
+            max(ceil_div(a, MAILCHIMP_SEGMENT_CHANGE), ceil_div(r, MAILCHIMP_SEGMENT_CHANGE))
+            for a, r in self.groups.values()
+        )
+
+    def membership_operations(self) -> int:
+        segment_calls = sum(
+            max(ceil_div(a, MAILCHIMP_SEGMENT_CHANGE), ceil_div(r, MAILCHIMP_SEGMENT_CHANGE))
+            for (kind, _), (a, r) in self.groups.items()
+            if kind != "tag"
+        )
+        return self.tag_members + segment_calls
+
+    def batch_calls(self) -> int:
+        operations = self.updates + self.membership_operations()
+        return MAILCHIMP_BATCH_REQUESTS * ceil_div(operations, MAILCHIMP_BATCH_OPERATIONS)
+
+    def batched(self) -> bool:
+        """Send the memberships (and the updates with them) as batch operations: small and fewer requests."""
+        operations = self.membership_operations()
+        return (
+            0 < operations <= MAILCHIMP_BATCHED_MEMBERSHIP_OPERATIONS
+            and self.batch_calls() < self.update_calls() + self.membership_calls()
+        )
+
+
+def mailchimp_writes(contacts: Iterable[ContactPlan]) -> MailchimpWrites:
+    """What an item's contacts ask of Mailchimp after the creates (which always go in member batches)."""
+    contacts = list(contacts)
+    tagged = {c.email.strip().lower() for c in contacts if any(k == "tag" for k, _ in c.adds)}
+    tagged |= {c.removal_email.strip().lower() for c in contacts if any(k == "tag" for k, _ in c.removes)}
+    updates = sum(c.action == "update" for c in contacts)
+    return MailchimpWrites(updates, len(tagged), _membership_groups(contacts))
+
+
 def item_calls(destination: str, contacts: Sequence[ContactPlan]) -> dict[str, int]:
     """Calls one work item makes for its contacts (provisioning excluded), in the applier's order."""
     upserts = [c for c in contacts if c.upserts]
+    single = batches = 0
     if destination == MAILCHIMP:
-        creates = sum(c.action == "create" for c in upserts)
-        batches, single = ceil_div(creates, MAILCHIMP_MEMBER_BATCH), len(upserts) - creates
-        membership = sum(
-            max(ceil_div(a, MAILCHIMP_SEGMENT_CHANGE), ceil_div(r, MAILCHIMP_SEGMENT_CHANGE))
-            for a, r in _membership_groups(contacts).values()
-        )
+        creates = ceil_div(sum(c.action == "create" for c in upserts), MAILCHIMP_MEMBER_BATCH)
+        writes = mailchimp_writes(contacts)
+        if writes.batched():
+            batches, membership = writes.batch_calls(), 0
+        elif writes.updates > MAILCHIMP_SINGLE_UPDATES:
+            batches, membership = writes.update_calls(), writes.membership_calls()
+        else:
+            single, membership = writes.updates, writes.membership_calls()
     else:
-        batches, single = ceil_div(len(upserts), HUBSPOT_UPSERT_BATCH), 0
+        creates = ceil_div(len(upserts), HUBSPOT_UPSERT_BATCH)
         membership = sum(
             ceil_div(a, HUBSPOT_MEMBERSHIP_CHUNK) + ceil_div(r, HUBSPOT_MEMBERSHIP_CHUNK)
             for a, r in _membership_groups(contacts).values()
         )
     return {
-        "upsert_batches": batches,
+        "upsert_batches": creates,
         "member_updates": single,
+        "batch_requests": batches,
         "membership": membership,
         "unsubscribe": sum(c.unsubscribe for c in contacts),
     }
@@ -251,7 +316,8 @@ def estimate_calls(plan: Plan, contacts_per_item: int | None = None) -> dict[str
     """API calls applying the plan makes, without calling anything.
 
     `contact_calls` is exact when the destination still matches the recorded state and no request is
-    retried (Mailchimp updates are one PUT each: its batch endpoint cannot leave `status` alone).
+    retried; Mailchimp batch operations (`batch_requests`) count a submit and two status reads per batch
+    (the fake's pace; a real batch may need more reads) and leave out the results download from S3.
     `provisioning_reads` assume an adapter that has provisioned nothing yet in this process;
     `provisioning_creates_at_most` bounds the creates (fields, tags, segments, lists) on a new account.
     """
@@ -273,7 +339,7 @@ def estimate_calls(plan: Plan, contacts_per_item: int | None = None) -> dict[str
     return {
         **{
             key: totals.get(key, 0)
-            for key in ("upsert_batches", "member_updates", "membership", "unsubscribe")
+            for key in ("upsert_batches", "member_updates", "batch_requests", "membership", "unsubscribe")
         },
         "contact_calls": contact_calls,
         "provisioning_reads": reads,
