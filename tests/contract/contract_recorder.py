@@ -133,6 +133,12 @@ def _hubspot_batch_read(ex: Exchange) -> list[str]:
     return [f"batch read has {len(inputs)} inputs; at most 100"] if len(inputs) > 100 else []
 
 
+def _hubspot_status_read(ex: Exchange) -> list[str]:
+    """The spec sets no limit; 100 as the CRM batch reads, which the fake enforces too."""
+    inputs = (ex.body or {}).get("inputs") or []
+    return [f"status batch read has {len(inputs)} inputs; at most 100"] if len(inputs) > 100 else []
+
+
 def _hubspot_memberships(ex: Exchange) -> list[str]:
     body = ex.body
     if not isinstance(body, list) or not all(isinstance(i, str) and i.isdigit() for i in body):
@@ -152,6 +158,7 @@ RULES: dict[Vendor, tuple[tuple[str, re.Pattern[str], Rule], ...]] = {
         ("POST", re.compile(r"^/crm/v3/objects/contacts/batch/upsert/?$"), _hubspot_upsert),
         ("POST", re.compile(r"^/crm/v3/objects/contacts/batch/read/?$"), _hubspot_batch_read),
         ("PUT", re.compile(r"^/crm/v3/lists/[^/]+/memberships/(add|remove)/?$"), _hubspot_memberships),
+        ("POST", re.compile(r"^/communication-preferences/v4/statuses/batch/read/?$"), _hubspot_status_read),
     ),
 }
 

@@ -80,6 +80,9 @@ def test_hubspot_client_requests_match_the_spec(checked_hubspot: FakeHubSpot) ->
         client.add_to_list(list_id, record_ids)
         client.remove_from_list(list_id, record_ids)
         assert client.subscription_status("optout@example.com").outcome is Outcome.COMPLIANCE
+        statuses = client.subscription_statuses(["Optout@example.com", "b@example.com", "not-an-email"], 1)
+        assert {e: r.outcome for e, r in statuses.items()} == {
+            "optout@example.com": Outcome.COMPLIANCE, "b@example.com": Outcome.OK, "not-an-email": Outcome.FAILED}
         client.gdpr_delete("a@example.com")
     assert sorted(r.outcome.value for r in results) == ["created", "failed", "skipped"]
     assert len(fake.exchanges) >= 12

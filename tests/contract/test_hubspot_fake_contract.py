@@ -187,3 +187,39 @@ def test_documented_rules_flag_oversized_and_duplicate_batches(spec_book: SpecBo
     assert any("101 inputs; at most 100" in p for p in problems)
     assert any("repeats an id" in p for p in problems)
     assert all("documented rule" in p for p in problems)  # the spec copy itself accepts both
+
+
+def test_batch_status_read_matches_the_single_reads_and_reports_bad_inputs(
+    checked_hubspot: FakeHubSpot, hubspot_session: requests.Session
+) -> None:
+    fake, s, base = checked_hubspot, hubspot_session, checked_hubspot.base_url
+    fake.set_subscription_status("opted@example.com", "UNSUBSCRIBED")
+    read = f"{base}{PREFS}/statuses/batch/read"
+    answer = s.post(read, params={"channel": "EMAIL"},
+                    json={"inputs": ["Opted@example.com", "new@example.com", "opted@example.com"]})
+    assert answer.status_code == 200
+    by_subscriber = {r["subscriberIdString"]: r["statuses"] for r in answer.json()["results"]}
+    assert list(by_subscriber) == ["opted@example.com", "new@example.com"]
+    single = s.get(f"{base}{PREFS}/statuses/opted@example.com", params={"channel": "EMAIL"}).json()["results"]
+    assert by_subscriber["opted@example.com"] == single and single[0]["status"] == "UNSUBSCRIBED"
+    assert [x["status"] for x in by_subscriber["new@example.com"]] == ["NOT_SPECIFIED"]
+
+    partial = s.post(read, params={"channel": "EMAIL"}, json={"inputs": ["new@example.com", "nobody"]})
+    assert partial.status_code == 207 and partial.json()["numErrors"] == 1
+    assert partial.json()["errors"][0]["context"] == {"ids": ["nobody"]}
+    assert [r["subscriberIdString"] for r in partial.json()["results"]] == ["new@example.com"]
+
+
+def test_batch_status_read_refuses_what_the_spec_and_the_batch_limit_refuse(spec_book: SpecBook) -> None:
+    with FakeHubSpot() as fake, requests.Session() as s:
+        s.headers["Authorization"] = f"Bearer {fake.token}"
+        read = f"{fake.base_url}{PREFS}/statuses/batch/read"
+        replies = [
+            s.post(read, json={"inputs": ["new@example.com"]}),  # no channel
+            s.post(read, params={"channel": "EMAIL"}, json={"inputs": [f"u{i}@example.com" for i in range(101)]}),
+            s.post(read, params={"channel": "EMAIL"}, json={"inputs": [{"id": "a@example.com"}]}),
+        ]
+    assert [r.status_code for r in replies] == [400, 400, 400]
+    problems = spec_book.problems("hubspot", fake.exchanges)
+    assert len(problems) == 3 and any("101 inputs; at most 100" in p for p in problems)
+    spec_book.assert_valid("hubspot", fake.exchanges, responses_only=True)

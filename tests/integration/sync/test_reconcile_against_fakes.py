@@ -1,4 +1,5 @@
-"""Read-back against the fakes: manual unsubscribes, bounces, deletions, archives and HubSpot merges."""
+"""Read-back against the fakes: manual unsubscribes, bounces, deletions, archives and HubSpot merges, and
+Mailchimp opt-outs of contacts segflow never added there."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from segflow.consent.models import ConsentRecord
-from segflow.sync.reconcile import emails_to_read, observe_hubspot, observe_mailchimp, reconcile
+from segflow.sync.reconcile import addresses, emails_to_read, observe_mailchimp, reconcile, states_to_check
+from segflow.sync.service import read_back
 from segflow_local.fakes import FakeHubSpot, FakeMailchimp
 
 from tests.integration.sync.harness import NOW, SyncHarness, VirtualClock, allow
@@ -80,10 +82,11 @@ def test_hubspot_unsubscribes_deletions_and_merges(harness: SyncHarness) -> None
     states = harness.store.all_states("hubspot")
     client = harness.adapters["hubspot"].client
     emails = emails_to_read(states.values())
-    records = client.read_contacts(emails)
-    subscriptions = {e: client.subscription_status(e) for e in emails}
-    result = reconcile("hubspot", states.values(), observe_hubspot(records, subscriptions), NOW)
+    fake.reset_observations()
+    result = reconcile("hubspot", states.values(), read_back(harness.adapters["hubspot"], emails), NOW)
 
+    paths = [e.path for e in fake.exchanges]
+    assert paths == ["/crm/v3/objects/contacts/batch/read", "/communication-preferences/v4/statuses/batch/read"]
     assert result.findings == {"unsubscribed": 1, "deleted": 1, "merged": 1}
     assert [(r["customer_id"], r["source"]) for r in result.opt_outs] == [("c00001", "destination:hubspot")]
     harness.store.put_states(result.corrections)
@@ -98,3 +101,27 @@ def test_hubspot_unsubscribes_deletions_and_merges(harness: SyncHarness) -> None
     assert (
         "user3@example.com" in lists and "user2@example.com" not in lists and "user1@example.com" not in lists
     )
+
+
+def test_a_mailchimp_opt_out_of_a_contact_segflow_never_added_is_learned(harness: SyncHarness) -> None:
+    fake = harness.mailchimp
+    fake.add_member("outside@example.com", "unsubscribed")  # joined and left through another form
+    fake.add_member("bounced@example.com", "cleaned")
+    fake.add_member("fan@example.com", "subscribed")
+    recorded = harness.store.all_states("mailchimp")
+    ids = [*recorded, "c90001", "c90002", "c90003", "c90004"]
+    emails = {"c90001": "outside@example.com", "c90002": "bounced@example.com", "c90003": "fan@example.com",
+              "c90004": "nobody@example.com"}
+    states = states_to_check("mailchimp", ids, recorded, emails)
+    fake.reset_observations()
+    result = reconcile("mailchimp", states, read_back(harness.adapters["mailchimp"], addresses(states)), NOW)
+
+    assert len(fake.exchanges) == len(VIEWS) + 4  # one GET per address
+    assert result.findings == {"unsubscribed": 1, "cleaned": 1}
+    assert sorted((r["customer_id"], r["source"]) for r in result.opt_outs) == [
+        ("c90001", "destination:mailchimp"), ("c90002", "destination:mailchimp")]
+    assert harness.store.put_states(result.corrections) == []
+    opted_in_now = view(90001, "Champions", email="outside@example.com")  # consent says yes, Mailchimp no
+    run = harness.sync([*VIEWS, opted_in_now], "mailchimp", "run-2", allow)
+    assert "c90001" not in {c.customer_id for c in run.plan.contacts}  # blocked: never a create
+    assert fake.member("outside@example.com")["status"] == "unsubscribed"

@@ -234,3 +234,58 @@ def test_batch_read_maps_records_by_email_and_reports_missing_as_none() -> None:
     found = client.read_contacts(["A@example.com", "b@example.com"], ["segflow_clv"])
     assert found["a@example.com"]["id"] == "1" and found["b@example.com"] is None
     assert transport.seen[0].body["properties"] == ["email", "segflow_clv"]
+
+
+def statuses_of(email: str, *pairs: tuple[int, str]) -> dict[str, Any]:
+    return {"subscriberIdString": email, "statuses": [
+        {"subscriptionId": sub, "status": status, "channel": "EMAIL", "subscriberIdString": email, "source": "x",
+         "timestamp": "2026-01-01T00:00:00Z"} for sub, status in pairs]}
+
+
+def test_subscription_statuses_are_read_in_batches_of_100_and_interpreted_per_contact() -> None:
+    def handler(seen: Seen) -> Reply:
+        assert seen.query == {"channel": ["EMAIL"]}
+        results = []
+        for email in seen.body["inputs"]:
+            if email.startswith("out"):  # unsubscribed from the marketing subscription only
+                results.append(statuses_of(email, (1, "UNSUBSCRIBED"), (2, "SUBSCRIBED")))
+            elif email.startswith("all"):  # unsubscribed from all email
+                results.append(statuses_of(email, (1, "UNSUBSCRIBED"), (2, "UNSUBSCRIBED")))
+            elif email.startswith("other"):  # left another subscription only
+                results.append(statuses_of(email, (1, "SUBSCRIBED"), (2, "UNSUBSCRIBED")))
+            else:
+                results.append(statuses_of(email, (1, "NOT_SPECIFIED")))
+        return Reply(200, {"status": "COMPLETE", "startedAt": "x", "completedAt": "y", "results": results})
+
+    client, transport, _ = client_for(handler)
+    emails = ["Out@example.com", "all@example.com", "other@example.com", "out@example.com"]
+    emails += [f"c{i}@example.com" for i in range(147)]
+    found = client.subscription_statuses(emails, subscription_id=1)
+    calls = transport.calls("POST", "/communication-preferences/v4/statuses/batch/read")
+    assert [len(c.body["inputs"]) for c in calls] == [100, 50]  # deduped case-insensitively, lower-cased
+    assert calls[0].body["inputs"][0] == "out@example.com" and set(calls[0].body) == {"inputs"}
+    assert len(found) == 150
+    assert found["out@example.com"].outcome is Outcome.COMPLIANCE
+    assert found["all@example.com"].outcome is Outcome.COMPLIANCE
+    assert found["other@example.com"].outcome is Outcome.OK and found["other@example.com"].status == "SUBSCRIBED"
+    assert found["c0@example.com"].outcome is Outcome.OK and found["c0@example.com"].status == "NOT_SPECIFIED"
+    # with no subscription named, leaving any of them counts
+    assert client.subscription_statuses(["other@example.com"])["other@example.com"].outcome is Outcome.COMPLIANCE
+
+
+def test_subscription_status_multi_status_errors_and_omissions_say_nothing_about_a_contact() -> None:
+    answers = iter([
+        Reply(207, {"status": "COMPLETE", "startedAt": "x", "completedAt": "y", "numErrors": 1,
+                    "results": [statuses_of("out@example.com", (1, "UNSUBSCRIBED"))],
+                    "errors": [{"status": "error", "category": "VALIDATION_ERROR", "message": "Invalid email",
+                                "context": {"emails": ["Bad@Example.com"]}}]}),
+        Reply(400, {"status": "error", "message": "channel is required", "category": "VALIDATION_ERROR"}),
+    ])
+    client, _, _ = client_for(lambda seen: next(answers))
+    found = client.subscription_statuses(["out@example.com", "bad@example.com", "lost@example.com"])
+    assert found["out@example.com"].outcome is Outcome.COMPLIANCE
+    bad, lost = found["bad@example.com"], found["lost@example.com"]
+    assert bad.outcome is Outcome.FAILED and bad.error_code == "VALIDATION_ERROR" and not bad.retryable
+    assert lost.outcome is Outcome.FAILED and lost.retryable and lost.status is None
+    refused = client.subscription_statuses(["x@example.com"])["x@example.com"]
+    assert refused.outcome is Outcome.FAILED and refused.error_code == "HTTP_400"
