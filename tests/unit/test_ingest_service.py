@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from segflow.config import settings_from
 from segflow.events.bus import InMemoryPublisher
 from segflow.ingest.drop import DropRef
-from segflow.ingest.service import IngestService
+from segflow.ingest.service import IngestService, content_hash
 from segflow.store.objects import LocalObjectStore
-from segflow.store.parquet import read_parquet_bytes
+from segflow.store.parquet import read_parquet_bytes, to_parquet_bytes
 from segflow.store.profiles import InMemoryProfileStore
 
 SETTINGS = settings_from({"SEGFLOW_AS_OF": "2026-11-01", "CHUNK_ROWS": "7"})
@@ -155,3 +155,39 @@ def test_rows_of_erased_people_are_dropped_unseen_and_counted(tmp_path):
     assert (acc["clean"], acc["erased"], acc["quarantined"]) == (1, 2, 0)  # O2 would have been quarantined
     everything = b"".join(objects.get_bytes(i.key) for i in objects.list("") if not i.key.startswith("raw/"))
     assert b"gone@example.com" not in everything.lower() and b"C9," not in everything
+
+
+def test_a_redrop_merges_unchanged_records_and_keeps_changed_ones(tmp_path):
+    service, objects, _, _ = make_service(tmp_path)
+    customers = "customer_id,email\n" + "".join(f"C{i},u{i}@example.com\n" for i in range(5))
+    service.ingest(drop(objects, "raw/customers/c.csv", customers))
+    orders = ["order_id,customer_id,order_date,total,currency,status\n"] + [
+        f"O{i},C{i % 5},2026-10-01,{i}.50,USD,completed\n" for i in range(12)
+    ]
+    first = service.ingest(drop(objects, "raw/orders/a.csv", "".join(orders))).accounting
+    assert (first["clean"], first["merged"]) == (12, 0)
+    orders[4] = "O3,C3,2026-10-01,3.50,USD,refunded\n"  # one order changed since
+    second = service.ingest(drop(objects, "raw/orders/b.csv", "".join(orders))).accounting
+    assert (second["clean"], second["merged"]) == (1, 11)
+    clean = read_parquet_bytes(objects.get_bytes(f"clean/orders/{second['drop_id']}.parquet"))
+    assert clean["order_id"].tolist() == ["O3"] and clean["status"].tolist() == ["refunded"]
+
+
+def test_content_hashes_stored_as_text_by_earlier_versions_still_match(tmp_path):
+    service, objects, _, _ = make_service(tmp_path)
+    service.ingest(drop(objects, "raw/customers/c.csv", "customer_id,email\nC1,u1@example.com\n"))
+    orders = "order_id,customer_id,order_date,total,currency,status\nO1,C1,2026-10-01,9.50,USD,completed\n"
+    first = service.ingest(drop(objects, "raw/orders/a.csv", orders)).accounting
+    key = f"clean/orders/{first['drop_id']}.parquet"
+    stored = read_parquet_bytes(objects.get_bytes(key))
+    assert stored["_hash"].dtype == "uint64" and int(stored["_hash"].iloc[0]) >= 0
+    objects.put_bytes(key, to_parquet_bytes(stored.assign(_hash=stored["_hash"].astype(str))))
+    again = service.ingest(drop(objects, "raw/orders/b.csv", orders)).accounting
+    assert (again["clean"], again["merged"]) == (0, 1)
+
+
+def test_content_hash_keeps_all_64_bits_and_depends_on_every_column():
+    frame = pd.DataFrame({"a": ["x", "x", "y"], "b": [1, 2, 1]})
+    hashes = content_hash(frame, ["a", "b"])
+    assert hashes.dtype == "uint64" and hashes.nunique() == 3
+    assert content_hash(frame.iloc[::-1], ["a", "b"]).iloc[::-1].tolist() == hashes.tolist()  # row order free

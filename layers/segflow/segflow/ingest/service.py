@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import pandas as pd
 
 from segflow.config import Settings
@@ -261,21 +262,27 @@ class IngestService:
     ) -> tuple[pd.DataFrame, list[str]]:
         if frame.empty:
             return frame, []
-        frame = frame.sort_values("_row", kind="stable")
+        if not frame["_row"].is_monotonic_increasing:
+            frame = frame.sort_values("_row", kind="stable")
         record_id = RECORD_ID.get(dataset)
         content = [c for c in frame.columns if not c.startswith("_") and not c.endswith("_original")]
-        frame = frame.assign(_hash=pd.util.hash_pandas_object(frame[content].astype(str), index=False).astype(str))
+        frame = frame.assign(_hash=content_hash(frame, content))
         dup_key = [record_id] if record_id else content
-        repeated = frame.duplicated(dup_key, keep="last")
-        acc.merged += int(repeated.sum())
-        frame = frame[~repeated]
+        # One filter for both kinds of merge: every take copies the whole frame (millions of rows at 1M orders).
+        drop = frame.duplicated(dup_key, keep="last")
+        acc.merged += int(drop.sum())
         if record_id:
             prior = self._prior_hashes(dataset, record_id, exclude=acc.drop_id)
-            same = frame[record_id].map(prior).eq(frame["_hash"])
+            # nullable UInt64: a plain map would turn the 64-bit hashes into floats and lose their low bits
+            known = frame[record_id].map(pd.Series(prior, dtype="UInt64"))
+            same = ~drop & known.eq(frame["_hash"]).fillna(False).astype(bool)
             acc.merged += int(same.sum())
-            frame = frame[~same]
+            drop |= same
+        if drop.any():
+            frame = frame[~drop]
+        else:
+            frame = frame.copy(deep=False)  # the caller's frame stays as it was
 
-        frame = frame.copy()
         # When the row arrived: a later drop's version of the same order (say, now refunded) wins.
         frame["_ingested_at"] = pd.Timestamp(now)
         if "customer_id" in frame or "email" in frame:
@@ -298,16 +305,16 @@ class IngestService:
         touched = sorted(frame["customer_id"].dropna().unique().tolist()) if "customer_id" in frame else []
         return _serialisable(frame), touched
 
-    def _prior_hashes(self, dataset: str, record_id: str, exclude: str) -> dict[str, str]:
+    def _prior_hashes(self, dataset: str, record_id: str, exclude: str) -> dict[str, int]:
         """record id -> content hash over earlier drops (clean and pending), newest drop last."""
-        prior: dict[str, str] = {}
+        prior: dict[str, int] = {}
         for prefix in (f"clean/{dataset}/", f"pending/{dataset}/"):
             for info in self.objects.list(prefix):
                 if not info.key.endswith(".parquet") or exclude in info.key:
                     continue
                 part = read_parquet_bytes(self.objects.get_bytes(info.key), [record_id, "_hash"])
                 if "_hash" in part:
-                    prior.update(zip(part[record_id], part["_hash"]))
+                    prior.update(zip(part[record_id], part["_hash"].astype("uint64")))
         return prior
 
     def _attach_pending(self, acc: DropAccounting) -> list[str]:
@@ -402,10 +409,21 @@ def _without_id_record(key: str, drop_id: str, row: dict[str, Any]) -> dict[str,
 
 
 def _serialisable(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns Parquet can hold as-is: dicts become JSON text."""
-    frame = frame.copy()
-    if "attributes" in frame:
-        frame["attributes"] = frame["attributes"].map(
+    """Columns Parquet can hold as-is: dicts become JSON text (the frame is copied only then)."""
+    if "attributes" not in frame:
+        return frame
+    return frame.assign(
+        attributes=frame["attributes"].map(
             lambda a: json.dumps(a, sort_keys=True, ensure_ascii=False) if isinstance(a, dict) else a
         )
-    return frame
+    )
+
+
+def content_hash(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """A 64-bit hash of each row's content, as text, one column at a time (a text copy of the whole frame
+    would cost as much memory as the frame itself). Stable across processes and runs."""
+    combined = np.full(len(frame), 0x345678, dtype=np.uint64)
+    for column in columns:
+        values = pd.util.hash_pandas_object(frame[column].astype(str), index=False).to_numpy()
+        combined = (combined ^ values) * np.uint64(1000003)
+    return pd.Series(combined, index=frame.index, dtype="uint64")
