@@ -1,46 +1,45 @@
 """Destination clients: Mailchimp Marketing API v3 and HubSpot CRM v3 (the only network edges of sync)."""
-from segflow.destinations.credentials import Credentials, CredentialsError, load_credentials
-from segflow.destinations.errors import (
-    DailyLimitReached,
-    DestinationError,
-    ProvisioningConflict,
-    RequestRejected,
-    RetriesExhausted,
-)
-from segflow.destinations.http import ApiSession, RetryPolicy, Timeouts
-from segflow.destinations.hubspot import HubSpotClient, HubSpotPaths, MembershipChange, PropertyReport
-from segflow.destinations.hubspot_models import ContactUpsert, PropertySpec
-from segflow.destinations.mailchimp import MailchimpClient
-from segflow.destinations.mailchimp_models import MemberUpsert, MergeFieldSpec, TagUpdate, subscriber_hash
-from segflow.destinations.ratelimit import WindowRateLimiter
-from segflow.destinations.results import CallStats, ContactResult, Outcome, outcome_counts
+from __future__ import annotations
 
-__all__ = [
-    "ApiSession",
-    "CallStats",
-    "ContactResult",
-    "ContactUpsert",
-    "Credentials",
-    "CredentialsError",
-    "DailyLimitReached",
-    "DestinationError",
-    "HubSpotClient",
-    "HubSpotPaths",
-    "MailchimpClient",
-    "MemberUpsert",
-    "MembershipChange",
-    "MergeFieldSpec",
-    "Outcome",
-    "PropertyReport",
-    "PropertySpec",
-    "ProvisioningConflict",
-    "RequestRejected",
-    "RetriesExhausted",
-    "RetryPolicy",
-    "TagUpdate",
-    "Timeouts",
-    "WindowRateLimiter",
-    "load_credentials",
-    "outcome_counts",
-    "subscriber_hash",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ApiSession": "segflow.destinations.http",
+    "CallStats": "segflow.destinations.results",
+    "ContactResult": "segflow.destinations.results",
+    "ContactUpsert": "segflow.destinations.hubspot_models",
+    "Credentials": "segflow.destinations.credentials",
+    "CredentialsError": "segflow.destinations.credentials",
+    "DailyLimitReached": "segflow.destinations.errors",
+    "DestinationError": "segflow.destinations.errors",
+    "HubSpotClient": "segflow.destinations.hubspot",
+    "HubSpotPaths": "segflow.destinations.hubspot",
+    "MailchimpClient": "segflow.destinations.mailchimp",
+    "MemberUpsert": "segflow.destinations.mailchimp_models",
+    "MembershipChange": "segflow.destinations.hubspot",
+    "MergeFieldSpec": "segflow.destinations.mailchimp_models",
+    "Outcome": "segflow.destinations.results",
+    "PropertyReport": "segflow.destinations.hubspot",
+    "PropertySpec": "segflow.destinations.hubspot_models",
+    "ProvisioningConflict": "segflow.destinations.errors",
+    "RequestRejected": "segflow.destinations.errors",
+    "RetriesExhausted": "segflow.destinations.errors",
+    "RetryPolicy": "segflow.destinations.http",
+    "TagUpdate": "segflow.destinations.mailchimp_models",
+    "Timeouts": "segflow.destinations.http",
+    "WindowRateLimiter": "segflow.destinations.ratelimit",
+    "load_credentials": "segflow.destinations.credentials",
+    "outcome_counts": "segflow.destinations.results",
+    "subscriber_hash": "segflow.destinations.mailchimp_models",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy (PEP 562): a light handler that needs one module does not pay for importing all of them.
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

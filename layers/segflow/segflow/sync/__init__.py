@@ -13,56 +13,58 @@
 Nothing here imports pandas, numpy or scikit-learn.
 """
 
-from segflow.sync.adapters import DestinationAdapter, HubSpotAdapter, MailchimpAdapter
-from segflow.sync.applier import ApplyReport, ContactOutcome, apply, apply_all
-from segflow.sync.desired import DesiredContact, FieldRoute, SegmentRoute, SyncConfig, build_desired
-from segflow.sync.dryrun import render_plan
-from segflow.sync.guards import guard_from_views
-from segflow.sync.history import RunSummary, summarise, to_jsonl
-from segflow.sync.limits import HUBSPOT, MAILCHIMP
-from segflow.sync.planner import ContactPlan, Plan, estimate_calls, plan, plan_contact
-from segflow.sync.ports import Guard, RecordingSuppressions, SuppressionSink, SyncStateStore
-from segflow.sync.reconcile import Observation, Reconciliation, observe_hubspot, observe_mailchimp, reconcile
-from segflow.sync.state import SyncState
-from segflow.sync.workitems import WorkItem, WorkItemPointer, WorkItemStore, chunk_plan
+from __future__ import annotations
 
-__all__ = [
-    "HUBSPOT",
-    "MAILCHIMP",
-    "ApplyReport",
-    "ContactOutcome",
-    "ContactPlan",
-    "DesiredContact",
-    "DestinationAdapter",
-    "FieldRoute",
-    "Guard",
-    "HubSpotAdapter",
-    "MailchimpAdapter",
-    "Observation",
-    "Plan",
-    "Reconciliation",
-    "RecordingSuppressions",
-    "RunSummary",
-    "SegmentRoute",
-    "SuppressionSink",
-    "SyncConfig",
-    "SyncState",
-    "SyncStateStore",
-    "WorkItem",
-    "WorkItemPointer",
-    "WorkItemStore",
-    "apply",
-    "apply_all",
-    "build_desired",
-    "chunk_plan",
-    "estimate_calls",
-    "guard_from_views",
-    "observe_hubspot",
-    "observe_mailchimp",
-    "plan",
-    "plan_contact",
-    "reconcile",
-    "render_plan",
-    "summarise",
-    "to_jsonl",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ApplyReport": "segflow.sync.applier",
+    "ContactOutcome": "segflow.sync.applier",
+    "ContactPlan": "segflow.sync.planner",
+    "DesiredContact": "segflow.sync.desired",
+    "DestinationAdapter": "segflow.sync.adapters",
+    "FieldRoute": "segflow.sync.desired",
+    "Guard": "segflow.sync.ports",
+    "HUBSPOT": "segflow.sync.limits",
+    "HubSpotAdapter": "segflow.sync.adapters",
+    "MAILCHIMP": "segflow.sync.limits",
+    "MailchimpAdapter": "segflow.sync.adapters",
+    "Observation": "segflow.sync.reconcile",
+    "Plan": "segflow.sync.planner",
+    "Reconciliation": "segflow.sync.reconcile",
+    "RecordingSuppressions": "segflow.sync.ports",
+    "RunSummary": "segflow.sync.history",
+    "SegmentRoute": "segflow.sync.desired",
+    "SuppressionSink": "segflow.sync.ports",
+    "SyncConfig": "segflow.sync.desired",
+    "SyncState": "segflow.sync.state",
+    "SyncStateStore": "segflow.sync.ports",
+    "WorkItem": "segflow.sync.workitems",
+    "WorkItemPointer": "segflow.sync.workitems",
+    "WorkItemStore": "segflow.sync.workitems",
+    "apply": "segflow.sync.applier",
+    "apply_all": "segflow.sync.applier",
+    "build_desired": "segflow.sync.desired",
+    "chunk_plan": "segflow.sync.workitems",
+    "estimate_calls": "segflow.sync.planner",
+    "guard_from_views": "segflow.sync.guards",
+    "observe_hubspot": "segflow.sync.reconcile",
+    "observe_mailchimp": "segflow.sync.reconcile",
+    "plan": "segflow.sync.planner",
+    "plan_contact": "segflow.sync.planner",
+    "reconcile": "segflow.sync.reconcile",
+    "render_plan": "segflow.sync.dryrun",
+    "summarise": "segflow.sync.history",
+    "to_jsonl": "segflow.sync.history",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy (PEP 562): a light handler that needs one module does not pay for importing all of them.
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
