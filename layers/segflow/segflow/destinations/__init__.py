@@ -1,8 +1,7 @@
 """Destination clients: Mailchimp Marketing API v3 and HubSpot CRM v3 (the only network edges of sync)."""
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segflow.lazy import lazy_exports
 
 _EXPORTS = {
     "ApiSession": "segflow.destinations.http",
@@ -34,12 +33,4 @@ _EXPORTS = {
     "subscriber_hash": "segflow.destinations.mailchimp_models",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy (PEP 562): a light handler that needs one module does not pay for importing all of them.
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,8 +15,7 @@ Nothing here imports pandas, numpy or scikit-learn.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segflow.lazy import lazy_exports
 
 _EXPORTS = {
     "ApplyReport": "segflow.sync.applier",
@@ -59,12 +58,4 @@ _EXPORTS = {
     "to_jsonl": "segflow.sync.history",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy (PEP 562): a light handler that needs one module does not pay for importing all of them.
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

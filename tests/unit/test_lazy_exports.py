@@ -1,0 +1,28 @@
+"""Package exports are lazy: every name resolves, and importing one module does not import the rest."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import segflow.destinations
+import segflow.sync
+
+
+@pytest.mark.parametrize("package", [segflow.sync, segflow.destinations])
+def test_every_exported_name_resolves(package) -> None:
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'not_there'"):
+        package.not_there  # noqa: B018
+
+
+def test_importing_the_sync_state_does_not_load_the_api_clients() -> None:
+    probe = (
+        "import sys, segflow.sync.state, segflow.destinations.errors; "
+        "print(sorted(m for m in ('requests', 'segflow.destinations.hubspot', 'segflow.sync.applier') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
