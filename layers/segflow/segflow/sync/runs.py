@@ -107,6 +107,21 @@ def _totals(item: Mapping[str, Any]) -> RunTotals:
     )
 
 
+def new_run(
+    run_id: str, destination: str, total: int, trigger: str, started_at: datetime, planned: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The attributes a run starts with, in either ledger."""
+    return {
+        "run_id": run_id,
+        "destination": destination,
+        "trigger": trigger,
+        "started_at": started_at.isoformat(),
+        "total": total,
+        "remaining": total,
+        "planned_json": json.dumps(dict(planned), sort_keys=True, default=str),
+    }
+
+
 class DynamoRunLedger:
     def __init__(self, table: Any) -> None:
         self._table = table
@@ -124,13 +139,7 @@ class DynamoRunLedger:
             Item={
                 "pk": run_pk(run_id),
                 "sk": destination,
-                "run_id": run_id,
-                "destination": destination,
-                "trigger": trigger,
-                "started_at": started_at.isoformat(),
-                "total": total,
-                "remaining": total,
-                "planned_json": json.dumps(dict(planned), sort_keys=True, default=str),
+                **new_run(run_id, destination, total, trigger, started_at, planned),
                 "expires_at": int((started_at + timedelta(days=RUN_TTL_DAYS)).timestamp()),
             },
             ConditionExpression="attribute_not_exists(pk)",
@@ -207,13 +216,7 @@ class InMemoryRunLedger:
             if (run_id, destination) in self.items:
                 raise ValueError(f"run {run_id} already started for {destination}")
             self.items[(run_id, destination)] = {
-                "run_id": run_id,
-                "destination": destination,
-                "trigger": trigger,
-                "started_at": started_at.isoformat(),
-                "total": total,
-                "remaining": total,
-                "planned_json": json.dumps(dict(planned), sort_keys=True, default=str),
+                **new_run(run_id, destination, total, trigger, started_at, planned),
                 "done_items": set(),
             }
 
