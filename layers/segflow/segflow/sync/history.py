@@ -11,9 +11,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from segflow.sync.applier import ApplyReport
+if TYPE_CHECKING:  # the plan side imports this module: keep the applier (and the API clients) out of it
+    from segflow.sync.applier import ApplyReport
 
 
 @dataclass(frozen=True)
