@@ -674,7 +674,7 @@ class WorkerService:
         if not customer_ids:
             return {}
         found = self.ports.items.get(customer_ids, (PROFILE,))
-        emails = {}
+        emails: dict[str, str] = {}
         for customer_id in customer_ids:
             view = view_of(customer_id, found.get(customer_id, {}))
             email = str((view or {}).get("email") or "").strip().lower()
