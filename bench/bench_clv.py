@@ -73,7 +73,11 @@ def render(result: dict[str, Any]) -> list[str]:
                 f"{s['rmse']:.3f}",
                 f"{s['predicted_total_over_actual']:.3f}",
             ]
-            for name, s in (("segflow", result["segflow"]), ("BG/NBD + Gamma-Gamma", result["baseline"]))
+            for name, s in (
+                ("segflow", result["segflow"]),
+                ("rate-dropout alone (previous design)", result["rate_dropout_alone"]),
+                ("BG/NBD + Gamma-Gamma", result["baseline"]),
+            )
         ),
     )
     churn = result["churn_check"]

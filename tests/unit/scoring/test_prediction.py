@@ -10,7 +10,13 @@ import pytest
 from scipy.optimize import check_grad
 from segflow.scoring import build_features, predict_value, train_value_models
 from segflow.scoring.rate_dropout import fit_rate_dropout, loss_and_gradient
-from segflow.scoring.value_inference import spend_components, standardized
+from segflow.scoring import bgnbd
+from segflow.scoring.value_inference import (
+    btyd_summary_of,
+    expected_spend,
+    spend_components,
+    standardized,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +34,16 @@ def test_artifact_layout_and_metrics(trained: tuple) -> None:
     artifact, _, _ = trained
     assert artifact["kind"] == "segflow.value_models" and artifact["schema_version"] == 1
     assert artifact["clv"]["horizon_days"] == 365 and artifact["churn"]["horizon_days"] == 90
+    assert artifact["clv"]["schema_version"] == 2
+    btyd = artifact["clv"]["btyd"]
+    assert btyd["weight"] == 0.25 and set(btyd["bgnbd"]) == {"r", "alpha", "a", "b"}
+    assert set(btyd["gamma_gamma"]) == {"p", "q", "v"}
     assert "log_email_opens" in artifact["clv"]["inputs"]  # the activity feed varies, so it is used
     clv, churn = artifact["metrics"]["clv"], artifact["metrics"]["churn"]
     assert clv["training_windows_days"] == [91, 182, 365]  # two years of history: the full horizon fits
     assert clv["n_validation_customers"] > 100 and clv["converged"]
-    assert clv["spearman"] > 0.3
+    assert clv["spearman"] > 0.3 and clv["rate_dropout_alone"]["spearman"] > 0.3
+    assert clv["btyd"] == "used"
     assert 0.5 < clv["total_predicted_over_actual"] < 2.0
     assert churn["auc"] > 0.7
     assert abs(churn["mean_predicted"] - churn["churn_rate"]) < 0.1
@@ -53,22 +64,63 @@ def test_numpy_inference_equals_the_fitted_estimators(trained: tuple) -> None:
     )
     clv_z = standardized(artifact["clv"], features)
     np.testing.assert_allclose(
-        predicted["clv_predicted"], estimators["clv"].predict(clv_z, 365.0), rtol=1e-12
+        predicted["clv_predicted"],
+        estimators["clv"].predict(clv_z, btyd_summary_of(features), 365.0),
+        rtol=1e-12,
     )
     assert (predicted["clv_predicted"] >= 0).all()
     assert predicted["churn_probability"].between(0, 1).all()
 
 
+def test_clv_is_the_weighted_mean_of_rate_dropout_and_btyd(trained: tuple) -> None:
+    artifact, _, features = trained
+    clv = artifact["clv"]
+    rate_dropout = expected_spend(*spend_components(clv, standardized(clv, features)), 200.0)
+    summary = btyd_summary_of(features)
+    btyd = bgnbd.expected_spend(clv["btyd"], *summary.T, 200.0)
+    assert not np.allclose(rate_dropout, btyd, rtol=0.05)  # the two parts really differ
+    np.testing.assert_allclose(
+        predict_value(artifact, features, 200.0)["clv_predicted"],
+        0.75 * rate_dropout + 0.25 * btyd,
+        rtol=1e-12,
+    )
+    # an artifact without the BTYD part (CLV schema 1) is the rate-dropout regression alone
+    older = {**artifact, "clv": {k: v for k, v in clv.items() if k not in ("btyd", "schema_version")}}
+    np.testing.assert_allclose(
+        predict_value(older, features, 200.0)["clv_predicted"], rate_dropout, rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="CLV schema_version"):
+        predict_value({**artifact, "clv": {**clv, "schema_version": 3}}, features)
+
+
+def test_btyd_weight_zero_trains_the_rate_dropout_alone(shop: tuple, shop_as_of: pd.Timestamp) -> None:
+    orders, events = shop
+    artifact = train_value_models(orders, events, shop_as_of, btyd_weight=0.0)
+    assert artifact["clv"]["btyd"] is None and artifact["metrics"]["clv"]["btyd"] == "btyd_weight is 0"
+    features = build_features(orders, events, shop_as_of)
+    clv = artifact["clv"]
+    np.testing.assert_allclose(
+        predict_value(artifact, features)["clv_predicted"],
+        expected_spend(*spend_components(clv, standardized(clv, features)), 365.0),
+        rtol=1e-12,
+    )
+    assert artifact["metrics"]["clv"]["mae"] == artifact["metrics"]["clv"]["rate_dropout_alone"]["mae"]
+
+
 def test_longer_horizons_predict_more_spend_but_saturate(trained: tuple) -> None:
     artifact, _, features = trained
-    horizons = [30, 365, 3650, 365_000]
+    horizons = [30, 365, 3650]
     spend = np.column_stack([predict_value(artifact, features, h)["clv_predicted"] for h in horizons])
-    assert (np.diff(spend, axis=1) >= 0).all()
+    assert (np.diff(spend, axis=1) > 0).all()
     assert (spend[:, 2] < 10 * spend[:, 1]).all()  # dropout bends the curve
+    # the rate-dropout part saturates at its lifetime value (BG/NBD's need not: E[1/p] is infinite
+    # when the Beta(a, b) dropout prior has a <= 1)
     rate_eta, hazard = spend_components(artifact["clv"], standardized(artifact["clv"], features))
     lifetime_value = np.exp(rate_eta) / hazard  # the limit for an endless horizon
+    spend = np.column_stack([expected_spend(rate_eta, hazard, h) for h in [*horizons, 365_000]])
+    assert (np.diff(spend, axis=1) >= 0).all()
     assert (spend[:, 3] <= lifetime_value * (1 + 1e-12)).all()
-    settled = hazard * horizons[3] > 30
+    settled = hazard * 365_000 > 30
     assert settled.any()
     np.testing.assert_allclose(spend[settled, 3], lifetime_value[settled], rtol=1e-9)
 
