@@ -111,3 +111,48 @@ def test_documented_rules_catch_malformed_batch_operations(spec_book: SpecBook) 
         "documented rule: operations[0].path '/3.0/lists' is not relative to the API root (/lists/...)",
         "documented rule: operations[1].body is not a string holding a JSON object",
     ]
+
+
+def test_memberships_batched_with_updates_match_the_spec(checked_mailchimp: FakeMailchimp) -> None:
+    """The sync's one batch per work item: member PUTs, member tags and static segment operations."""
+    from segflow.sync.adapters import MailchimpAdapter, MembershipChange, UpsertRequest
+    from segflow.sync.desired import SyncConfig
+
+    fake, clock = checked_mailchimp, VirtualClock()
+    list_id = fake.default_list_id
+    for i in range(4):
+        fake.add_member(f"m{i}@example.com")
+    with MailchimpClient(
+        fake.api_key, base_url=fake.base_url, sleep=clock.sleep, clock=clock, batch_polling=POLLING
+    ) as client:
+        adapter = MailchimpAdapter(client, list_id, SyncConfig(segments=(), fields=()))
+        adapter.prepare(False, [("tag", "vip"), ("segment", "Loyal")], [])
+        changes = [
+            MembershipChange(("segment", "Loyal"), ("m0@example.com", "m1@example.com", "m9@example.com")),
+            MembershipChange(("tag", "vip"), ("m0@example.com", "m2@example.com"), ("m3@example.com",)),
+            MembershipChange(("tag", "old"), (), ("m0@example.com",)),
+        ]
+        updates = [UpsertRequest(f"c{i}", f"m{i}@example.com", {"FNAME": "Ann"}, False, True) for i in (1, 2)]
+        assert adapter.bundles_updates(len(updates), changes)
+        writes = adapter.change_all(changes, updates)
+    assert [(r.email, r.outcome) for r in writes.upserts] == [
+        ("m1@example.com", Outcome.UPDATED),
+        ("m2@example.com", Outcome.UPDATED),
+    ]
+    loyal, vip, old = (writes.memberships[c.membership] for c in changes)
+    assert loyal.added == {"m0@example.com", "m1@example.com"} and set(loyal.failed) == {"m9@example.com"}
+    assert vip.added == {"m0@example.com", "m2@example.com"} and vip.removed == {"m3@example.com"}
+    assert old.removed == {"m0@example.com"}
+    tags_of = {
+        e: {t["name"] for t in fake.member(f"{e}@example.com")["tags"]} for e in ("m0", "m1", "m2", "m3")
+    }
+    assert tags_of == {"m0": {"vip", "Loyal"}, "m1": {"Loyal"}, "m2": {"vip"}, "m3": set()}
+    inner = [(e.method, e.path.rsplit("/", 1)[-1]) for e in fake.exchanges if is_batch_operation(e)]
+    assert inner[:2] == [("PUT", _hash("m1@example.com")), ("PUT", _hash("m2@example.com"))]  # updates first
+    segment_id = adapter._segments["Loyal"]
+    assert inner[2:] == [("POST", "tags")] * 3 + [("POST", segment_id)]  # 3 members, then 1 segment
+    tag_bodies = {e.path.split("/")[-2]: e.body for e in fake.exchanges if e.path.endswith("/tags")}
+    assert tag_bodies[_hash("m0@example.com")] == {
+        "tags": [{"name": "old", "status": "inactive"}, {"name": "vip", "status": "active"}],
+        "is_syncing": False,
+    }

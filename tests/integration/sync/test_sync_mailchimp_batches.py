@@ -1,6 +1,7 @@
-"""A second Mailchimp sync that changes k contacts' fields goes through batch operations: calls stay constant
-per work item instead of one PUT per contact, results land per contact (compliance included), and a batch
-that does not finish in time leaves its contacts retryable until a redelivery converges."""
+"""A second Mailchimp sync that changes k contacts' fields or memberships goes through batch operations: calls
+stay constant per work item instead of one PUT per contact and one call per tag / static segment, results land
+per contact (compliance included), and a batch that does not finish in time leaves its contacts retryable
+until a redelivery converges. Large membership changes keep one call per tag / static segment."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ N = 600  # two Mailchimp work items (500 contacts each)
 BATCH = "POST /3.0/batches"
 STATUS_READ = "GET /3.0/batches/{batch_id}"
 PUT_MEMBER = "PUT /3.0/lists/{list_id}/members/{subscriber_hash}"
+MEMBER_TAGS = "POST /3.0/lists/{list_id}/members/{subscriber_hash}/tags"
+SEGMENT_MEMBERS = "POST /3.0/lists/{list_id}/segments/{segment_id}"
 
 
 @pytest.fixture
@@ -113,3 +116,72 @@ def test_a_batch_that_never_finishes_leaves_contacts_retryable_until_a_redeliver
     assert redelivered.complete
     check_converged(harness, changed, ["mailchimp"])
     assert {s.fields["CITY"] for s in harness.store.all_states("mailchimp").values()} == {"Nice"}
+
+
+def moved(views: list[dict], every: int, segment: str, offset: int = 0) -> list[dict]:
+    """Every `every`-th contact (from `offset`) now in `segment` only: leaves its tag, joins another."""
+    return [
+        {**v, "memberships": {segment: "2026-10-31T00:00:00+00:00"}} if i % every == offset else v
+        for i, v in enumerate(views)
+    ]
+
+
+def test_small_membership_changes_go_in_the_same_batch_as_the_updates(harness: SyncHarness) -> None:
+    views = population()  # SEGMENTS[i % 4]: Champions, At risk, High CLV, Big spenders
+    harness.sync(views, "mailchimp", "run-1", allow)
+    # 12 contacts move to At risk (tag + static segment), 12 others get a new city
+    views = edited(moved(views, 50, "At risk", offset=2), 50, "Nice")
+    harness.mailchimp.reset_observations()
+    run = harness.sync(views, "mailchimp", "run-2", allow)
+    stats = harness.mailchimp.stats()
+    assert len(run.plan.contacts) == 24 and run.deliveries == 1
+    assert stats["requests"] == {BATCH: 1, STATUS_READ: 2}  # one batch for the work item, nothing else
+    assert stats["batch_operations"] == {PUT_MEMBER: 12, MEMBER_TAGS: 12, SEGMENT_MEMBERS: 1}
+    assert run.requests == run.estimate["contact_calls"] == 3
+    check_converged(harness, views, ["mailchimp"])
+    assert status_sent_to_existing_members(harness.mailchimp.exchanges) == []
+    tags_sent = [e.body for e in harness.mailchimp.exchanges if e.path.endswith("/tags")]
+    assert all(body["is_syncing"] is False and len(body["tags"]) == 2 for body in tags_sent)
+
+
+def test_large_membership_changes_keep_one_call_per_tag_and_segment(harness: SyncHarness) -> None:
+    views = population()
+    harness.sync(views, "mailchimp", "run-1", allow)
+    views = moved(views, 1, "High CLV")  # 450 contacts leave their tag (and segment) and join High CLV
+    harness.mailchimp.reset_observations()
+    run = harness.sync(views, "mailchimp", "run-2", allow)
+    stats = harness.mailchimp.stats()
+    assert len(run.plan.contacts) == 450 and not stats.get("batch_operations")
+    # 3 tags left, 1 static segment left, 1 tag joined: one call each
+    assert stats["requests"] == {SEGMENT_MEMBERS: 5} and run.estimate["contact_calls"] == 5
+    check_converged(harness, views, ["mailchimp"])
+
+
+def test_one_bad_contact_or_a_compliance_refusal_never_fails_the_shared_batch(harness: SyncHarness) -> None:
+    views = [view(i, SEGMENTS[0]) for i in range(10)]
+    harness.sync(views, "mailchimp", "run-1", allow)
+    harness.mailchimp.forget_member("user1@example.com")  # erased in Mailchimp: cannot be tagged
+    harness.mailchimp.set_member_status("user2@example.com", "unsubscribed")  # a field update is refused
+    changed = moved(views, 1, "At risk")
+    changed = [{**v, "city": "Nice"} if i in (2, 3, 4) else v for i, v in enumerate(changed)]
+    harness.mailchimp.reset_observations()
+    run = harness.sync(changed, "mailchimp", "run-2", allow)
+    outcomes = run.reports[0].contacts
+    requests = harness.mailchimp.stats()["requests"]
+    assert requests[BATCH] == 1 and requests[STATUS_READ] == 2 and SEGMENT_MEMBERS not in requests
+    assert outcomes["c00001"].outcome == "failed" and outcomes["c00001"].error_code == "MEMBER_NOT_FOUND"
+    assert outcomes["c00002"].outcome == "compliance" and not run.reports[0].retryable
+    assert [(s.customer_id, s.reason) for s in harness.suppressions.recorded] == [("c00002", "unsubscribed")]
+    assert {c for c, o in outcomes.items() if o.outcome == "pushed"} == {f"c{i:05d}" for i in range(10)} - {
+        "c00001",
+        "c00002",
+    }
+    assert harness.mailchimp.member("user2@example.com")["status"] == "unsubscribed"
+    assert status_sent_to_existing_members(harness.mailchimp.exchanges) == []
+    states = harness.store.all_states("mailchimp")
+    assert states["c00001"].tags == {"segflow: Champions"}  # nothing confirmed: the next sync tries again
+    assert states["c00002"].status == "unsubscribed"
+    assert states["c00002"].tags == {"segflow: At risk"}  # the destination holds it: the next plan removes it
+    harness.mailchimp.reset_observations()
+    harness.sync(changed, "mailchimp", "run-3", allow)
+    assert "segflow: At risk" not in harness.mailchimp.member("user2@example.com")["tags"]

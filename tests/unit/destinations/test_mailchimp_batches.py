@@ -342,3 +342,59 @@ def test_running_out_of_time_deletes_every_unfinished_batch() -> None:
         client.run_batch([put(f"u{i}@example.com") for i in range(MAX_OPERATIONS + 1)])
     assert [s.path.rsplit("/", 1)[1] for s in transport.calls("DELETE")] == ["b1", "b2"]
     assert batches.batches == {}
+
+
+# ---- membership operations (the sync puts them in one batch with the updates) -----------------------------
+
+
+def test_tags_and_static_segment_changes_as_operations() -> None:
+    from segflow.destinations.mailchimp_models import TagUpdate
+
+    client = MailchimpClient(KEY, is_syncing=True)
+    tags = client.tags_operation(LIST, TagUpdate("Ana@Example.com", {"vip": True, "old": False}))
+    member = subscriber_hash("ana@example.com")
+    assert (tags.method, tags.path, tags.operation_id) == ("POST", f"/lists/{LIST}/members/{member}/tags",
+                                                           f"tags-{member}")
+    assert json.loads(tags.as_json()["body"]) == {
+        "tags": [{"name": "vip", "status": "active"}, {"name": "old", "status": "inactive"}],
+        "is_syncing": True,
+    }
+    adds = [f"a{i}@example.com" for i in range(501)]
+    parts = client.segment_members_operations(LIST, "17", adds + adds[:1], ["gone@example.com"])
+    assert [(op.path, op.operation_id, len(a), len(r)) for op, a, r in parts] == [
+        (f"/lists/{LIST}/segments/17", "segment-17-0", 500, 1),
+        (f"/lists/{LIST}/segments/17", "segment-17-1", 1, 0),
+    ]  # at most 500 of each per call, repeats dropped
+    assert parts[0][0].body == {"members_to_add": adds[:500], "members_to_remove": ["gone@example.com"]}
+
+
+def test_membership_operation_results_per_member() -> None:
+    from segflow.destinations.mailchimp_outcomes import segment_operation_results, tags_operation_result
+
+    assert tags_operation_result("a@example.com", {"vip": True}, 204, None).outcome is Outcome.OK
+    missing = tags_operation_result("a@example.com", {"vip": True}, 404, {"title": "Resource Not Found"})
+    assert missing.outcome is Outcome.FAILED and missing.error_code == "MEMBER_NOT_FOUND"
+    assert not missing.retryable
+    gone = tags_operation_result("a@example.com", {"vip": False}, 404, None)  # nothing to lose
+    assert gone.outcome is Outcome.SKIPPED
+    for status in (429, 503, None):  # throttled, a server error, or not in the results: later
+        late = tags_operation_result("a@example.com", {"vip": True}, status, None)
+        assert late.outcome is Outcome.FAILED and late.retryable
+    body = {
+        "members_added": [{"email_address": "a@example.com"}],
+        "members_removed": [],
+        "errors": [{"email_addresses": ["x@example.com"], "error": "not on the audience"}],
+    }
+    results = segment_operation_results(200, body, ["a@example.com", "x@example.com"], ["r@example.com"])
+    assert [(r.email, r.operation, r.outcome) for r in results] == [
+        ("a@example.com", "segment_add", Outcome.OK),
+        ("x@example.com", "segment_add", Outcome.FAILED),
+        ("r@example.com", "segment_remove", Outcome.SKIPPED),  # was not in it: done
+    ]
+    problem = {"title": "Invalid Resource"}
+    refused = segment_operation_results(400, problem, ["a@example.com"], ["r@example.com"])
+    assert [(r.outcome, r.error_code, r.retryable) for r in refused] == [
+        (Outcome.FAILED, "HTTP_400", False),
+        (Outcome.FAILED, "HTTP_400", False),
+    ]
+    assert all(r.retryable for r in segment_operation_results(500, None, ["a@example.com"], []))
