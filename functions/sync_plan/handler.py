@@ -23,7 +23,7 @@ from segflow.segments.service import load_config
 from segflow.store.sync_state import DynamoSyncStateStore
 from segflow.sync.desired import SyncConfig
 from segflow.sync.runs import DynamoRunLedger
-from segflow.sync.service import PlanPorts, PlanService, SqsWorkQueue, Target
+from segflow.sync.plan_service import PlanPorts, PlanService, SqsWorkQueue, Target
 
 
 def targets(settings: Settings) -> list[Target]:

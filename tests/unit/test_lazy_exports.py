@@ -26,3 +26,15 @@ def test_importing_the_sync_state_does_not_load_the_api_clients() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_sync_plan_handler_holds_no_api_client() -> None:
+    """sync-plan has no destination credentials; its cold start should not pay for requests and the clients."""
+    probe = (
+        "import sys; sys.path.insert(0, 'functions/sync_plan'); import handler; "
+        "print(sorted(m for m in ('requests', 'segflow.sync.adapters', 'segflow.sync.applier', "
+        "'segflow.destinations.mailchimp', 'segflow.destinations.hubspot') if m in sys.modules))"
+    )
+    root = __file__.rsplit("/tests/", 1)[0]
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "[]"

@@ -1,61 +1,55 @@
-"""The sync application layer: PlanService (sync-plan) and WorkerService (sync-mailchimp / sync-hubspot).
+"""The sync workers' application layer: WorkerService (sync-mailchimp / sync-hubspot).
 
-PlanService, on SegmentsChanged, ConsentChanged (segflow.consent) or the nightly {"mode": "all", "reconcile":
-true}: loads the views of the changed customers (or everyone's), builds each configured destination's desired
-state, diffs it against the recorded SyncState, cuts the plan into work items stored under sync/<run_id>/,
-records the run (how many items per destination) and queues one pointer message per item. A nightly run also
-queues read-back items (reconciliation) ahead of the work. A dry run writes the exact plan to
-sync/<run_id>/plan.json and queues nothing. Runs with nothing to do leave only their sync-log line.
-
-WorkerService, one SQS message = one item: skips contacts a newer plan already synced, re-reads consent FRESH
-for the guard, applies the item, writes its history, turns destination refusals into consent opt-outs
-(ConsentChanged from segflow.sync, which the consent function records), and counts the item in the run once
-it is finished. The worker finishing a run's last item writes the sync-log line and publishes SyncCompleted.
-An item with contacts left to retry raises RetryLater (SQS redelivers it); on its last delivery it is counted
-as unfinished first, so the run still completes (the next plan picks those contacts up again).
-S3 layout and run ids: segflow.sync.runlog.
+One SQS message = one item: skips contacts a newer plan already synced, re-reads consent FRESH for the guard,
+applies the item, writes its history, turns destination refusals into consent opt-outs (ConsentChanged from
+segflow.sync, which the consent function records), and counts the item in the run once it is finished. The
+worker finishing a run's last item writes the sync-log line and publishes SyncCompleted. An item with
+contacts left to retry raises RetryLater (SQS redelivers it); on its last delivery it is counted as
+unfinished first, so the run still completes (the next plan picks those contacts up again).
+Read-back items (reconciliation) are handled here too. The plan side lives in segflow.sync.plan_service
+(re-exported here for callers that want both). S3 layout and run ids: segflow.sync.runlog.
 """
+
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from segflow.events.bus import EventPublisher
-from segflow.events.schemas import (
-    ConsentChanged,
-    ConsentInput,
-    CustomerSelection,
-    SegmentsChanged,
-    SyncCompleted,
-    parse_detail,
-)
-from segflow.events.selection import resolve
+from segflow.events.schemas import ConsentInput, SyncCompleted
 from segflow.observability import logger
-from segflow.store.customers import CONSENT, PROFILE, SCORES, SEGMENTS, CustomerItemStore, merge_view
+from segflow.store.customers import PROFILE, CustomerItemStore
 from segflow.store.objects import ObjectStore
 from segflow.sync import runlog
 from segflow.sync.adapters import DestinationAdapter
 from segflow.sync.applier import OUTCOME_ORDER, ApplyReport, apply
-from segflow.sync.desired import (
-    DesiredContact,
-    FieldValues,
-    SyncConfig,
-    ViewCheck,
-    build_desired,
-    default_eligible,
-    default_subscribable,
-)
-from segflow.sync.dryrun import render_plan
+from segflow.sync.desired import SyncConfig
 from segflow.sync.guards import PushCheck, SubscribeCheck, guard_from_views
 from segflow.sync.limits import MAILCHIMP
-from segflow.sync.planner import NOTE_DUPLICATE_EMAIL, Plan, estimate_calls, plan
+from segflow.sync.plan_service import (  # noqa: F401  (re-exported)
+    CHUNK_CUSTOMERS,
+    GUARD_ITEMS,
+    MAX_CONSENT_RECORDS,
+    RECONCILE_CONTACTS,
+    RUN_CONFIGS_KEPT,
+    VIEW_ITEMS,
+    Clock,
+    PlanOutcome,
+    PlanPorts,
+    PlanRequest,
+    PlanService,
+    QueueError,
+    RetryLater,
+    SqsWorkQueue,
+    SyncConsentChanged,
+    Target,
+    WorkQueue,
+    utc_now,
+    view_of,
+)
 from segflow.sync.ports import RecordingSuppressions, SyncStateStore
 from segflow.sync.reconcile import (
     Observation,
@@ -65,372 +59,9 @@ from segflow.sync.reconcile import (
     reconcile,
     states_to_check,
     unconfirmed,
-    unconfirmed_to_read,
 )
 from segflow.sync.runs import RunLedger, RunTotals
-from segflow.sync.state import SyncState
-from segflow.sync.workitems import WorkItem, WorkItemPointer, WorkItemStore, chunk_plan
-
-VIEW_ITEMS = (PROFILE, SCORES, CONSENT, SEGMENTS)
-GUARD_ITEMS = (PROFILE, SCORES, CONSENT)  # what the consent checks read, fresh, right before a push
-CHUNK_CUSTOMERS = 500  # customers read and planned together
-RECONCILE_CONTACTS = {MAILCHIMP: 500, "hubspot": 100}  # contacts read back per reconcile item
-MAX_CONSENT_RECORDS = 500  # ConsentChanged.records' limit
-RUN_CONFIGS_KEPT = 256  # run id -> config hash entries a worker container remembers
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class QueueError(RuntimeError):
-    def __init__(self, message: str, sent: int) -> None:
-        super().__init__(message)
-        self.sent = sent  # bodies confirmed queued before the failure
-
-
-class WorkQueue(Protocol):
-    def send(self, queue_url: str, bodies: Sequence[str]) -> None:
-        """Queue every body in order, or raise QueueError telling how many were confirmed."""
-        ...
-
-
-class SqsWorkQueue:
-    """Pointer messages to a standard queue, ten per call, resending the entries SQS refused."""
-
-    def __init__(self, client: Any, attempts: int = 3) -> None:
-        self._client = client
-        self._attempts = attempts
-
-    def send(self, queue_url: str, bodies: Sequence[str]) -> None:
-        for start in range(0, len(bodies), 10):
-            pending = {str(i): body for i, body in enumerate(bodies[start : start + 10])}
-            try:
-                for _ in range(self._attempts):
-                    entries = [{"Id": i, "MessageBody": body} for i, body in pending.items()]
-                    response = self._client.send_message_batch(QueueUrl=queue_url, Entries=entries)
-                    pending = {f["Id"]: pending[f["Id"]] for f in response.get("Failed", [])}
-                    if not pending:
-                        break
-            except Exception as exc:
-                raise QueueError(f"queueing sync work failed: {type(exc).__name__}", start) from exc
-            if pending:
-                raise QueueError(f"{len(pending)} sync message(s) refused by the queue", start)
-
-
-class SyncConsentChanged(ConsentChanged):
-    """Destination opt-outs submitted to the consent function (any source but segflow.consent reaches it)."""
-
-    source: ClassVar[str] = "segflow.sync"
-
-
-class RetryLater(RuntimeError):
-    """The item has contacts to retry: fail the message so SQS delivers it again."""
-
-
-def view_of(customer_id: str, items: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The merged view of a live customer; None when the profile is gone or merged into another one."""
-    profile = items.get(PROFILE)
-    if not profile or profile.get("merged_into"):
-        return None
-    view = merge_view(items)
-    view.setdefault("customer_id", customer_id)
-    return view
-
-
-def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-# ---- sync-plan -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    destination: str
-    queue_url: str
-
-
-@dataclass
-class PlanPorts:
-    items: CustomerItemStore
-    objects: ObjectStore
-    states: SyncStateStore
-    queue: WorkQueue
-    runs: RunLedger
-
-
-@dataclass(frozen=True)
-class PlanRequest:
-    trigger: str  # what caused the run, e.g. "SegmentsChanged:<segment run id>"
-    everyone: bool = False
-    selection: CustomerSelection | None = None
-    customer_ids: tuple[str, ...] = ()
-    reconcile: bool = False
-    seed: str | None = None  # the triggering event id, mixed into the run id
-
-    @classmethod
-    def from_event(cls, event: Mapping[str, Any]) -> PlanRequest:
-        if "detail-type" in event:
-            detail = parse_detail(dict(event))
-            if isinstance(detail, SegmentsChanged):
-                selection, trigger = detail.changed, f"SegmentsChanged:{detail.run_id}"
-            elif isinstance(detail, ConsentChanged):
-                selection = detail.changed or CustomerSelection(count=0)
-                trigger = f"ConsentChanged:{event.get('id', '')}"
-            else:
-                raise ValueError(f"sync-plan does not handle {event.get('detail-type')!r} events")
-            return cls(trigger, everyone=selection.everyone, selection=selection, seed=event.get("id"))
-        mode = event.get("mode")
-        if mode == "all":
-            return cls("schedule:all", everyone=True, reconcile=bool(event.get("reconcile")))
-        if mode == "customers":
-            return cls(
-                "manual",
-                customer_ids=tuple(str(c) for c in event.get("customer_ids") or ()),
-                reconcile=bool(event.get("reconcile")),
-            )
-        raise ValueError(f"unknown sync-plan request {sorted(event)!r}")
-
-
-@dataclass
-class PlanOutcome:
-    run_id: str
-    trigger: str
-    customers: int
-    dry_run: bool
-    destinations: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "trigger": self.trigger,
-            "customers": self.customers,
-            "dry_run": self.dry_run,
-            "destinations": self.destinations,
-        }
-
-
-class _PlanBuilder:
-    """One destination's plan, built chunk by chunk in customer-id order (an email shared by several
-    customers goes to the first of them across all chunks, as `plan` does within one)."""
-
-    def __init__(self, destination: str) -> None:
-        self.destination = destination
-        self.contacts: list[Any] = []
-        self.unchanged = 0
-        self.held: Counter[str] = Counter()
-        self.owners: dict[str, str] = {}
-        self.known: list[SyncState] = []  # recorded states, for reconciliation
-        self.unconfirmed: list[str] = []  # customer ids to read back without a confirmed member
-
-    def add(self, desired: Sequence[DesiredContact], states: Mapping[str, SyncState]) -> None:
-        kept = []
-        for wanted in sorted(desired, key=lambda d: d.customer_id):
-            if (
-                wanted.email
-                and self.owners.setdefault(wanted.email, wanted.customer_id) != wanted.customer_id
-            ):
-                self.held[NOTE_DUPLICATE_EMAIL] += 1
-                continue
-            kept.append(wanted)
-        chunk = plan(kept, states, self.destination)
-        self.contacts.extend(chunk.contacts)
-        self.unchanged += chunk.unchanged
-        self.held.update(chunk.held)
-
-    def result(self) -> Plan:
-        return Plan(self.destination, tuple(self.contacts), self.unchanged, dict(self.held))
-
-
-class PlanService:
-    def __init__(
-        self,
-        ports: PlanPorts,
-        config: SyncConfig,
-        targets: Sequence[Target],
-        *,
-        field_values: FieldValues | None = None,
-        eligible: ViewCheck = default_eligible,
-        subscribable: ViewCheck = default_subscribable,
-        dry_run: bool = False,
-        clock: Clock = utc_now,
-        chunk_customers: int = CHUNK_CUSTOMERS,
-    ) -> None:
-        self.ports = ports
-        self.config = config
-        self.targets = list(targets)
-        self.field_values = field_values
-        self.eligible = eligible
-        self.subscribable = subscribable
-        self.dry_run = dry_run
-        self.clock = clock
-        self.chunk_customers = chunk_customers
-        self.work_items = WorkItemStore(ports.objects, prefix=runlog.PREFIX)
-
-    def handle(self, event: Mapping[str, Any]) -> PlanOutcome:
-        return self.run(PlanRequest.from_event(event))
-
-    def customer_ids(self, request: PlanRequest) -> list[str]:
-        if request.everyone:
-            return sorted(self.ports.items.customer_ids())
-        ids = list(request.customer_ids)
-        if request.selection is not None:
-            ids += resolve(self.ports.objects, request.selection)
-        return sorted(set(ids))
-
-    def run(self, request: PlanRequest) -> PlanOutcome:
-        started = self.clock()
-        run_id = runlog.new_run_id(started, request.seed or uuid.uuid4().hex)
-        ids = self.customer_ids(request)
-        outcome = PlanOutcome(run_id, request.trigger, len(ids), self.dry_run)
-        if not self.targets:
-            logger.warning("sync-plan has no configured destination", extra={"run_id": run_id})
-            return outcome
-        if not ids:
-            return outcome
-        builders = {t.destination: _PlanBuilder(t.destination) for t in self.targets}
-        for chunk in _chunks(ids, self.chunk_customers):
-            found = self.ports.items.get(chunk, VIEW_ITEMS)
-            views = [v for c in chunk if (v := view_of(c, found.get(c, {}))) is not None]
-            values = [self._field_values(v) for v in views]  # once per view, for every destination
-            for destination, builder in builders.items():
-                states = self.ports.states.get_states(destination, [v["customer_id"] for v in views])
-                desired = [self._desired(v, destination, f) for v, f in zip(views, values, strict=True)]
-                builder.add(desired, states)
-                if request.reconcile:
-                    builder.known.extend(states.values())
-                    builder.unconfirmed.extend(unconfirmed_to_read(destination, desired, states))
-        plans = {d: b.result() for d, b in builders.items()}
-        queued: dict[str, dict[str, int]] = {}
-        if self.dry_run:
-            self._dry_run(run_id, request, started, plans)
-        else:
-            queued = self._queue(run_id, request, started, plans, builders)
-        for destination, the_plan in plans.items():
-            outcome.destinations[destination] = {**the_plan.totals(), **queued.get(destination, {})}
-        logger.info("sync planned", extra=outcome.as_dict())
-        return outcome
-
-    def _field_values(self, view: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        return None if self.field_values is None else self.field_values(view)
-
-    def _desired(
-        self, view: Mapping[str, Any], destination: str, values: Mapping[str, Any] | None
-    ) -> DesiredContact:
-        return build_desired(
-            view,
-            destination,
-            self.config,
-            field_values=None if values is None else (lambda _view: values),
-            eligible=self.eligible,
-            subscribable=self.subscribable,
-        )
-
-    def _planned(self, the_plan: Plan) -> dict[str, Any]:
-        return {**the_plan.totals(), "estimated_calls": estimate_calls(the_plan)}
-
-    def _dry_run(
-        self, run_id: str, request: PlanRequest, started: datetime, plans: Mapping[str, Plan]
-    ) -> None:
-        document = {
-            "run_id": run_id,
-            "trigger": request.trigger,
-            "dry_run": True,
-            "planned_at": started.isoformat(),
-            "destinations": {d: render_plan(p) for d, p in plans.items()},
-        }
-        self.ports.objects.put_bytes(
-            runlog.plan_key(run_id), json.dumps(document, sort_keys=True).encode(), "application/json"
-        )
-        for destination, the_plan in plans.items():
-            totals = RunTotals(
-                run_id, destination, request.trigger, started.isoformat(), 0, planned=self._planned(the_plan)
-            )
-            self._write_log(totals, dry_run=True)
-
-    def _queue(
-        self,
-        run_id: str,
-        request: PlanRequest,
-        started: datetime,
-        plans: Mapping[str, Plan],
-        builders: Mapping[str, _PlanBuilder],
-    ) -> dict[str, dict[str, int]]:
-        """Store and queue each destination's items; {destination: {"work_items", "reconcile_items"}}."""
-        queues = {t.destination: t.queue_url for t in self.targets}
-        summary: dict[str, dict[str, int]] = {}
-        config_written = False
-        for destination, the_plan in plans.items():
-            items = chunk_plan(the_plan, run_id)
-            builder = builders[destination]
-            checks = self._reconcile_items(run_id, destination, builder.known, builder.unconfirmed)
-            planned = self._planned(the_plan)
-            summary[destination] = {"work_items": 0, "reconcile_items": 0}
-            if not items and not checks:
-                self._write_log(
-                    RunTotals(run_id, destination, request.trigger, started.isoformat(), 0, planned=planned)
-                )
-                continue
-            if not config_written:
-                self.ports.objects.put_bytes(
-                    runlog.config_key(run_id), runlog.config_to_json(self.config).encode(), "application/json"
-                )
-                config_written = True
-            self.ports.runs.start(
-                run_id, destination, len(items) + len(checks), request.trigger, started, planned
-            )
-            bodies = checks + [self.work_items.put(item).to_message() for item in items]
-            try:
-                self.ports.queue.send(queues[destination], bodies)
-            except QueueError as exc:
-                # What was not confirmed is not waited for, so the run can still complete (the retried
-                # invocation plans those contacts again under a new run).
-                self.ports.runs.release(run_id, destination, len(bodies) - exc.sent)
-                raise
-            summary[destination] = {"work_items": len(items), "reconcile_items": len(checks)}
-        return summary
-
-    def _reconcile_items(
-        self, run_id: str, destination: str, states: Sequence[SyncState], unconfirmed_ids: Sequence[str]
-    ) -> list[str]:
-        """Read-back messages (ahead of the work items, so corrections land before the pushes): the confirmed
-        contacts and those to look up without a member (segflow.sync.reconcile says which)."""
-        confirmed = {s.customer_id for s in states if s.email and s.destination_id}
-        ids = sorted(confirmed | set(unconfirmed_ids))
-        messages = []
-        for chunk in _chunks(ids, RECONCILE_CONTACTS.get(destination, 100)):
-            item_id = hashlib.sha256(json.dumps([run_id, destination, list(chunk)]).encode()).hexdigest()[:32]
-            key = runlog.reconcile_key(run_id, destination, item_id)
-            self.ports.objects.put_bytes(
-                key, json.dumps({"customer_ids": list(chunk)}).encode(), "application/json"
-            )
-            messages.append(
-                json.dumps(
-                    {
-                        "kind": "reconcile",
-                        "bucket": self.ports.objects.bucket,
-                        "key": key,
-                        "work_item_id": item_id,
-                        "run_id": run_id,
-                        "destination": destination,
-                        "contacts": len(chunk),
-                    },
-                    sort_keys=True,
-                )
-            )
-        return messages
-
-    def _write_log(self, totals: RunTotals, dry_run: bool = False) -> None:
-        line = runlog.log_line(totals, self.clock(), dry_run=dry_run)
-        self.ports.objects.put_bytes(
-            runlog.log_key(totals.run_id, totals.destination),
-            json.dumps(line, sort_keys=True).encode(),
-            "application/json",
-        )
-
+from segflow.sync.workitems import WorkItem, WorkItemPointer, WorkItemStore
 
 # ---- sync-mailchimp / sync-hubspot ----------------------------------------------------------------------
 
