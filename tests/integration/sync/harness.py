@@ -15,6 +15,7 @@ from typing import Any
 from segflow.destinations import HubSpotClient, MailchimpClient, RetryPolicy, WindowRateLimiter
 from segflow.destinations.hubspot_models import property_value
 from segflow.destinations.mailchimp_batches import BatchPolling
+from segflow.destinations.mailchimp_models import subscriber_hash
 from segflow.destinations.ratelimit import budget
 from segflow.store.sync_state import InMemorySyncStateStore
 from segflow.sync.adapters import HubSpotAdapter, MailchimpAdapter
@@ -232,31 +233,62 @@ def successful_writes(exchanges: Iterable[Exchange], destination: str) -> Counte
     return writes
 
 
+MEMBER_TAGS_PATH = re.compile(r"/lists/[^/]+/members/([0-9a-f]{32})/tags$")
+
+
+def requests_made(exchanges: Iterable[Exchange]) -> Iterable[tuple[str, str, Any]]:
+    """(method, path, body) of every request. The fake Mailchimp records each operation of a POST /batches
+    as an exchange of its own when it runs it, so the batch request itself is skipped (no double count)."""
+    for ex in exchanges:
+        if not (ex.method == "POST" and ex.path.endswith("/batches")):
+            yield ex.method, ex.path, ex.body
+
+
+def mailchimp_hashes(fake: FakeMailchimp) -> dict[str, str]:
+    """subscriber hash -> email of every member the fake holds, in any audience."""
+    return {
+        subscriber_hash(email): email
+        for audience in fake.state()["lists"].values()
+        for email in audience["members"]
+    }
+
+
+def known_ids(harness: SyncHarness) -> dict[str, str]:
+    """Record ids and subscriber hashes -> emails, for emails_sent_for_adding."""
+    return {**record_ids(harness.hubspot), **mailchimp_hashes(harness.mailchimp)}
+
+
 def emails_sent_for_adding(
     exchanges: Iterable[Exchange], destination: str, email_of_id: dict[str, str]
 ) -> set[str]:
-    """Every email that appeared in a request that writes contact data or adds to a tag, segment or list."""
+    """Every email that appeared in a request that writes contact data or adds to a tag, segment or list,
+    Mailchimp batch operations included. email_of_id maps HubSpot record ids and Mailchimp subscriber
+    hashes to emails (see record_ids, mailchimp_hashes); an unknown one is reported as itself."""
     sent: set[str] = set()
-    for ex in exchanges:
-        body = ex.body
+    for method, path, body in requests_made(exchanges):
         if destination == "mailchimp":
+            tagged = MEMBER_TAGS_PATH.search(path)
             if isinstance(body, dict) and "members" in body:
                 sent.update(m["email_address"].lower() for m in body["members"])
             elif isinstance(body, dict) and body.get("members_to_add"):
                 sent.update(e.lower() for e in body["members_to_add"])
-            elif ex.method == "PUT" and isinstance(body, dict) and body.get("status") != "unsubscribed":
+            elif tagged and isinstance(body, dict) and any(t.get("status") == "active" for t in body["tags"]):
+                sent.add(email_of_id.get(tagged.group(1), tagged.group(1)))
+            elif method == "PUT" and isinstance(body, dict) and body.get("status") != "unsubscribed":
                 sent.add(body["email_address"].lower())
         else:
-            if ex.path.endswith("/batch/upsert"):
+            if path.endswith("/batch/upsert"):
                 sent.update(i["id"].lower() for i in body["inputs"])
-            elif ex.path.endswith("/memberships/add"):
+            elif path.endswith("/memberships/add"):
                 sent.update(email_of_id.get(r, r) for r in body)
     return sent
 
 
 def status_sent_to_existing_members(exchanges: Iterable[Exchange]) -> list[str]:
-    """Mailchimp requests that sent a status other than an unsubscribe to a member that already existed."""
+    """Mailchimp requests (batch operations included) that sent a status other than an unsubscribe to a
+    member that already existed."""
     problems = []
+    exchanges = list(exchanges)
     for ex in exchanges:
         body = ex.body if isinstance(ex.body, dict) else {}
         if "members" in body:
@@ -266,7 +298,8 @@ def status_sent_to_existing_members(exchanges: Iterable[Exchange]) -> list[str]:
                 f"batch updated {m['email_address']}"
                 for m in (ex.response_body or {}).get("updated_members", [])
             ]
-        elif ex.method == "PUT" and "status" in body and body["status"] != "unsubscribed":
+    for method, _, body in requests_made(exchanges):
+        if method == "PUT" and isinstance(body, dict) and "status" in body and body["status"] != "unsubscribed":
             problems.append(f"PUT status {body['status']}")
     return problems
 

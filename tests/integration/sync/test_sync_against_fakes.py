@@ -16,8 +16,8 @@ from tests.integration.sync.harness import (
     allow,
     check_converged,
     emails_sent_for_adding,
+    known_ids,
     hubspot_contacts,
-    record_ids,
     status_sent_to_existing_members,
     strict_guard,
     successful_writes,
@@ -122,7 +122,7 @@ def test_changes_cost_calls_in_proportion_and_land_exactly(harness: SyncHarness)
         writes = successful_writes(harness.fakes[destination].exchanges, destination)
         assert max(writes.values()) == 1
         sent = emails_sent_for_adding(
-            harness.fakes[destination].exchanges, destination, record_ids(harness.hubspot)
+            harness.fakes[destination].exchanges, destination, known_ids(harness)
         )
         assert "user5@example.com" not in sent and "user4@example.com" not in sent
 
@@ -176,7 +176,7 @@ def test_strict_guard_keeps_refused_contacts_out_of_both_destinations(harness: S
     for destination in ("mailchimp", "hubspot"):
         harness.sync(views, destination, "run-1", strict_guard(refused, asked))
         sent = emails_sent_for_adding(
-            harness.fakes[destination].exchanges, destination, record_ids(harness.hubspot)
+            harness.fakes[destination].exchanges, destination, known_ids(harness)
         )
         assert not sent & refused and sent == {v["email"] for v in views} - refused
     assert refused <= set(asked)

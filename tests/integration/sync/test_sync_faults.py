@@ -16,7 +16,7 @@ from tests.integration.sync.harness import (
     VirtualClock,
     check_converged,
     emails_sent_for_adding,
-    record_ids,
+    known_ids,
     status_sent_to_existing_members,
     strict_guard,
     successful_writes,
@@ -83,7 +83,7 @@ def test_every_sync_converges_under_faults(harness: SyncHarness) -> None:
             assert not writes or max(writes.values()) == 1, [e for e, n in writes.items() if n > 1]
             planned = {c.email for c in run.plan.contacts if c.upserts}
             assert set(writes) == planned  # no contact lost, none written twice
-            sent = emails_sent_for_adding(fake.exchanges, destination, record_ids(harness.hubspot))
+            sent = emails_sent_for_adding(fake.exchanges, destination, known_ids(harness))
             assert not sent & ever_opted_out
             assert fake.stats()["faults_injected"], "the faults did not fire"
             if destination == "mailchimp":

@@ -17,6 +17,9 @@ from tests.integration.sync.harness import (
     VirtualClock,
     allow,
     check_converged,
+    emails_sent_for_adding,
+    known_ids,
+    requests_made,
     status_sent_to_existing_members,
     successful_writes,
 )
@@ -140,8 +143,12 @@ def test_small_membership_changes_go_in_the_same_batch_as_the_updates(harness: S
     assert run.requests == run.estimate["contact_calls"] == 3
     check_converged(harness, views, ["mailchimp"])
     assert status_sent_to_existing_members(harness.mailchimp.exchanges) == []
-    tags_sent = [e.body for e in harness.mailchimp.exchanges if e.path.endswith("/tags")]
+    sent = requests_made(harness.mailchimp.exchanges)
+    tags_sent = [body for _, path, body in sent if path.endswith("/tags")]
+    assert len(tags_sent) == 12
     assert all(body["is_syncing"] is False and len(body["tags"]) == 2 for body in tags_sent)
+    moved_in = {v["email"] for i, v in enumerate(views) if i % 50 == 2}
+    assert moved_in <= emails_sent_for_adding(harness.mailchimp.exchanges, "mailchimp", known_ids(harness))
 
 
 def test_large_membership_changes_keep_one_call_per_tag_and_segment(harness: SyncHarness) -> None:
