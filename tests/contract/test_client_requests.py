@@ -6,6 +6,8 @@ The `checked_*` fixtures validate all recorded exchanges when each test ends; th
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from segflow.destinations.errors import RequestRejected
 from segflow.destinations.hubspot import HubSpotClient
 from segflow.destinations.hubspot_models import ContactUpsert, PropertySpec
@@ -42,8 +44,12 @@ def test_mailchimp_client_requests_match_the_spec(checked_mailchimp: FakeMailchi
         client.update_segment_members(list_id, segment, add=["new@example.com", "old@example.com"],
                                       remove=["gone@example.com"])
         client.member_statuses(list_id, ["new@example.com", "nobody@example.com"])
+        since = datetime(2020, 1, 1, tzinfo=timezone.utc)
+        scanned = [m for status in ("unsubscribed", "cleaned") for p in client.member_pages(list_id, status, since)
+                   for m in p.members]
         client.delete_permanently(list_id, "old@example.com")
     assert tags == {"CHURN": "CHURN", "TIER": "TIER", "SEEN": "SEEN"}
+    assert [(m["email_address"], m["status"]) for m in scanned] == [("gone@example.com", "unsubscribed")]
     assert results == {"new@example.com": Outcome.CREATED, "gone@example.com": Outcome.COMPLIANCE,
                        "old@example.com": Outcome.UPDATED}
     methods = {(e.method, e.status) for e in fake.exchanges}

@@ -185,3 +185,58 @@ def test_page_size_outside_the_documented_range_is_refused(spec_book: SpecBook, 
         )
     assert reply.status_code == 400
     spec_book.assert_valid("mailchimp", fake.exchanges, responses_only=True)
+
+
+class SteppedClock:
+    """The fake's clock, moved by hand: members get distinct last_changed times."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_member_list_filters_by_status_and_last_change_pages_and_keeps_only_the_asked_fields(
+    spec_book: SpecBook,
+) -> None:
+    clock = SteppedClock(1_790_000_000.0)
+    with FakeMailchimp(clock=clock) as fake:
+        list_id = fake.default_list_id
+        for i in range(5):
+            fake.add_member(f"old{i}@example.com", "unsubscribed")
+        fake.add_member("bounced@example.com", "cleaned")
+        fake.add_member("fan@example.com", "subscribed")
+        clock.now += 3600
+        fake.set_member_status("fan@example.com", "unsubscribed")  # a status change moves last_changed
+        fake.add_member("new@example.com", "unsubscribed")  # so does a create
+        members_url = f"{fake.base_url}/lists/{list_id}/members"
+
+        def read(**params: object) -> dict:
+            reply = requests.get(members_url, params=params, auth=("u", fake.api_key))
+            assert reply.status_code == 200, reply.text
+            return reply.json()
+
+        every = read(status="unsubscribed", count=1000)
+        assert every["total_items"] == 7
+        assert {m["status"] for m in every["members"]} == {"unsubscribed"}
+        changes = sorted({m["last_changed"] for m in every["members"]})
+        assert len(changes) == 2
+        since = read(status="unsubscribed", since_last_changed=changes[0], count=1000)
+        assert sorted(m["email_address"] for m in since["members"]) == ["fan@example.com", "new@example.com"]
+        assert since["total_items"] == 2  # changed strictly after the time given
+        assert read(status="cleaned", since_last_changed=changes[0])["total_items"] == 0
+        assert read(status="cleaned")["members"][0]["email_address"] == "bounced@example.com"
+
+        fields = "members.email_address,members.id,members.status,members.last_changed,total_items"
+        pages = [read(status="unsubscribed", fields=fields, count=3, offset=offset) for offset in (0, 3, 6)]
+        assert [len(p["members"]) for p in pages] == [3, 3, 1] and {p["total_items"] for p in pages} == {7}
+        assert all(set(p) == {"members", "total_items"} for p in pages)  # list_id, _links... left out
+        assert all(set(m) == {"email_address", "id", "status", "last_changed"} for p in pages for m in p["members"])
+        assert len({m["id"] for p in pages for m in p["members"]}) == 7
+
+        for bad in ({"status": "gone"}, {"since_last_changed": "yesterday"}):
+            reply = requests.get(members_url, params=bad, auth=("u", fake.api_key))
+            assert reply.status_code == 400 and reply.headers["Content-Type"].startswith("application/problem+json")
+    spec_book.assert_valid("mailchimp", fake.exchanges[:-2])
+    spec_book.assert_valid("mailchimp", fake.exchanges[-2:], responses_only=True)  # the refused queries

@@ -20,6 +20,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Self
 from urllib.parse import parse_qs
 
@@ -71,6 +72,8 @@ DEFAULT_LIST_ID = "a1b2c3d4e5"
 ERROR_DOC_URL = "https://mailchimp.com/developer/marketing/docs/errors/"
 PROBLEM_JSON = "application/problem+json"
 MAX_PAGE = 1000
+# GET /lists/{list_id}/members `status`: the spec's enum
+MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived")
 BATCH_OPERATION_HEADER = "X-Segflow-Batch-Operation"  # marks exchanges that ran inside POST /batches
 
 _TITLES = {
@@ -91,6 +94,39 @@ def _flag(call: Call, name: str) -> bool:
 def is_batch_operation(exchange: Exchange) -> bool:
     """True for an operation that ran inside a batch (not an HTTP request of its own)."""
     return BATCH_OPERATION_HEADER in exchange.headers
+
+
+def _timestamp_arg(call: Call, name: str) -> float | None:
+    """An ISO 8601 query argument ("2015-10-21T15:41:36+00:00") as epoch seconds; UTC when it has no offset."""
+    raw = call.arg(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        message = f"{name} must be an ISO 8601 time, e.g. 2015-10-21T15:41:36+00:00"
+        raise Problem(400, "Invalid Resource", message, [{"field": name, "message": message}]) from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def select_fields(body: Any, fields: str | None) -> Any:
+    """Only the named fields of a response: "total_items,members.id" keeps total_items and each member's id.
+    No `fields` keeps everything; a name that matches nothing is left out, as Mailchimp does."""
+    paths = [name.strip().split(".") for name in (fields or "").split(",") if name.strip()]
+    return _select(body, paths) if paths else body
+
+
+def _select(value: Any, paths: list[list[str]]) -> Any:
+    if any(not path for path in paths):  # the whole value was asked for
+        return value
+    if isinstance(value, list):
+        return [_select(item, paths) for item in value]
+    if not isinstance(value, dict):
+        return value
+    by_head: dict[str, list[list[str]]] = {}
+    for head, *rest in paths:
+        by_head.setdefault(head, []).append(rest)
+    return {name: _select(value[name], rest) for name, rest in by_head.items() if name in value}
 
 
 def _query_value(value: Any) -> str:
@@ -343,21 +379,28 @@ class FakeMailchimp(FakeServer):
         return self._guarded(run)
 
     def _get_members(self, call: Call) -> Reply:
+        """The spec's list read: `status` (one of its enum), `since_last_changed` (ISO 8601; members changed
+        after it), count/offset, and `fields` (comma-separated, dot notation into each member)."""
+
         def run() -> Reply:
             audience = self.store.audience(call.params["list_id"])
             count, offset = self._page(call)
             status = call.arg("status")
-            members = [m for m in audience.members.values() if status is None or m.status == status]
-            return Reply(
-                200,
-                {
-                    "members": [
-                        self.store.member_json(audience, m) for m in members[offset : offset + count]
-                    ],
-                    "list_id": audience.id,
-                    "total_items": len(members),
-                },
-            )
+            if status is not None and status not in MEMBER_STATUSES:
+                raise Problem(400, "Invalid Resource", f"status must be one of {', '.join(MEMBER_STATUSES)}",
+                              [{"field": "status", "message": "Value is not one of the allowed values"}])
+            since = _timestamp_arg(call, "since_last_changed")
+            members = [
+                m
+                for m in audience.members.values()
+                if (status is None or m.status == status) and (since is None or m.last_changed > since)
+            ]
+            body = {
+                "members": [self.store.member_json(audience, m) for m in members[offset : offset + count]],
+                "list_id": audience.id,
+                "total_items": len(members),
+            }
+            return Reply(200, select_fields(body, call.arg("fields")))
 
         return self._guarded(run)
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from typing import Any, Self, TypeVar
 
 from segflow.destinations.errors import DestinationError, ProvisioningConflict, RequestRejected, redacted_body
@@ -30,6 +31,8 @@ from segflow.destinations.mailchimp_batches import (
 )
 from segflow.destinations.mailchimp_models import (
     MAX_MERGE_FIELDS,
+    MEMBER_STATUSES,
+    MemberPage,
     MemberUpsert,
     MergeFieldSpec,
     TagUpdate,
@@ -64,9 +67,13 @@ LISTS = "/lists/{list_id}"
 MERGE_FIELDS = "/lists/{list_id}/merge-fields"
 SEGMENTS = "/lists/{list_id}/segments"
 SEGMENT = "/lists/{list_id}/segments/{segment_id}"
+MEMBERS = "/lists/{list_id}/members"
 MEMBER = "/lists/{list_id}/members/{subscriber_hash}"
 MEMBER_TAGS = "/lists/{list_id}/members/{subscriber_hash}/tags"
 DELETE_PERMANENT = "/lists/{list_id}/members/{subscriber_hash}/actions/delete-permanent"
+
+# What an audience scan needs of each member (the rest of a member is ~2 KB of JSON it would not read).
+SCAN_FIELDS = ("members.email_address", "members.id", "members.status", "members.last_changed", "total_items")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -440,6 +447,32 @@ class MailchimpClient:
         unique = list(dict.fromkeys(email_key(e) for e in emails))
         found = self._parallel(lambda e: self.get_member(list_id, e), unique)
         return dict(zip(unique, found, strict=True))
+
+    def member_pages(
+        self, list_id: str, status: str, since_last_changed: datetime | None = None
+    ) -> Iterator[MemberPage]:
+        """The audience's members in one status (changed after `since_last_changed` when given), 1000 a page
+        with only SCAN_FIELDS: one call per 1000 members instead of one per member. Pages by count/offset
+        until the offset reaches total_items (as the latest page reports it) or a page comes back empty.
+        A member who changes during the scan can shift the pages; MemberPage.total_items lets the caller see
+        that the filter's total moved."""
+        if status not in MEMBER_STATUSES:
+            raise ValueError(f"status must be one of {MEMBER_STATUSES}")
+        params: dict[str, Any] = {"status": status, "fields": ",".join(SCAN_FIELDS), "count": PAGE_SIZE}
+        if since_last_changed is not None:
+            if since_last_changed.tzinfo is None:
+                raise ValueError("since_last_changed must be timezone-aware")
+            since = since_last_changed.astimezone(timezone.utc)
+            params["since_last_changed"] = since.isoformat(timespec="seconds")
+        offset = 0
+        while True:
+            page = self._json("GET", MEMBERS, path_params={"list_id": list_id}, params={**params, "offset": offset})
+            members = list(page.get("members") or [])
+            total = int(page.get("total_items", 0))
+            yield MemberPage(members, offset, total)
+            offset += len(members)
+            if not members or offset >= total:
+                return
 
     def member_statuses(self, list_id: str, emails: Sequence[str]) -> list[ContactResult]:
         """Read status per contact: unsubscribed/cleaned become COMPLIANCE, absent ones SKIPPED."""

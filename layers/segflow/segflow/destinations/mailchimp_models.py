@@ -94,3 +94,17 @@ class TagUpdate:
             "tags": [{"name": name, "status": "active" if active else "inactive"} for name, active in self.tags.items()],
             "is_syncing": is_syncing,
         }
+
+
+# Member statuses a list read can filter on (the spec's enum for GET /lists/{list_id}/members `status`).
+MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived")
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    """One page of an audience read: the members (only the fields asked for), where the page starts, and
+    how many members matched the filter when Mailchimp answered it (it moves if members change meanwhile)."""
+
+    members: Sequence[Mapping[str, Any]]
+    offset: int
+    total_items: int
