@@ -281,7 +281,8 @@ class Pipeline:
         }
         self.workers = {
             d: WorkerService(
-                WorkerPorts(self.objects, self.items, self.states, runs, self.publisher), d, adapters[d],
+                WorkerPorts(self.objects, self.items, self.states, runs, self.publisher, self.identities), d,
+                adapters[d],
                 may_push=lambda view: may_push(view, now=NOW),
                 may_subscribe_new=lambda view, status: may_subscribe_new(view, status, now=NOW),
                 now=lambda: NOW, clock=self.wall_clock,
@@ -556,10 +557,14 @@ def test_a_hubspot_unsubscribe_keeps_the_contact_out_of_segflow_lists(fakes: Fak
 
 
 def test_a_mailchimp_unsubscribe_keeps_the_contact_out_of_hubspot_lists(fakes: Fakes) -> None:
-    """No opt-in, so segflow never creates them in Mailchimp: the read-back looks them up all the same."""
+    """No opt-in, so segflow never creates them in Mailchimp: the read-back's scan of the audience's opt-outs
+    finds them all the same (pages of members by status, no read per contact)."""
     person = _us_contact(mailchimp_seed="unsubscribed")
     pipeline, held = run_pipeline(fakes, [person])
     email = pipeline.email(person)
+    reads = [e for e in pipeline.fakes.mailchimp.exchanges if e.method == "GET" and "/members" in e.path]
+    assert [(e.path.rsplit("/", 1)[-1], e.query.get("status")) for e in reads] == [
+        ("members", ["unsubscribed"]), ("members", ["cleaned"])]  # one scan, in the reconcile run only
     assert not {h for h in held.hubspot.get(email, set()) if h.startswith("list:")}
     assert learned_opt_outs(pipeline) == [(pipeline.customer_id(person), "destination:mailchimp")]
     assert held.mailchimp_status[email] == "unsubscribed" and not any(r["mailchimp"] for r in pipeline.rounds)

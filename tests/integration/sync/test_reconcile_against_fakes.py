@@ -1,14 +1,22 @@
 """Read-back against the fakes: manual unsubscribes, bounces, deletions, archives and HubSpot merges, and
-Mailchimp opt-outs of contacts segflow never added there."""
+Mailchimp opt-outs of contacts segflow never added there (learned by one paged scan of the audience)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from segflow.consent.models import ConsentRecord
-from segflow.sync.reconcile import addresses, emails_to_read, observe_mailchimp, reconcile, states_to_check
-from segflow.sync.service import read_back
+from segflow.consent.store import InMemoryIdentities
+from segflow.events.bus import InMemoryPublisher
+from segflow.store.customers import PROFILE, InMemoryCustomerItems, customer_pk
+from segflow.store.objects import LocalObjectStore
+from segflow.sync import runlog
+from segflow.sync.reconcile import emails_to_read, observe_mailchimp, reconcile
+from segflow.sync.runs import InMemoryRunLedger
+from segflow.sync.service import WorkerPorts, WorkerService, read_back
 from segflow_local.fakes import FakeHubSpot, FakeMailchimp
 
 from tests.integration.sync.harness import NOW, SyncHarness, VirtualClock, allow
@@ -103,25 +111,73 @@ def test_hubspot_unsubscribes_deletions_and_merges(harness: SyncHarness) -> None
     )
 
 
-def test_a_mailchimp_opt_out_of_a_contact_segflow_never_added_is_learned(harness: SyncHarness) -> None:
-    fake = harness.mailchimp
-    fake.add_member("outside@example.com", "unsubscribed")  # joined and left through another form
-    fake.add_member("bounced@example.com", "cleaned")
-    fake.add_member("fan@example.com", "subscribed")
-    recorded = harness.store.all_states("mailchimp")
-    ids = [*recorded, "c90001", "c90002", "c90003", "c90004"]
-    emails = {"c90001": "outside@example.com", "c90002": "bounced@example.com", "c90003": "fan@example.com",
-              "c90004": "nobody@example.com"}
-    states = states_to_check("mailchimp", ids, recorded, emails)
-    fake.reset_observations()
-    result = reconcile("mailchimp", states, read_back(harness.adapters["mailchimp"], addresses(states)), NOW)
+UNCONFIRMED = 1500  # contacts segflow holds no Mailchimp member for (no opt-in there)
+UNSUBSCRIBED = 1200  # of them, unsubscribed in the audience through another form
+SCAN_RUN = "20261101T030000000000Z-scan"
 
-    assert len(fake.exchanges) == len(VIEWS) + 4  # one GET per address
-    assert result.findings == {"unsubscribed": 1, "cleaned": 1}
-    assert sorted((r["customer_id"], r["source"]) for r in result.opt_outs) == [
-        ("c90001", "destination:mailchimp"), ("c90002", "destination:mailchimp")]
-    assert harness.store.put_states(result.corrections) == []
-    opted_in_now = view(90001, "Champions", email="outside@example.com")  # consent says yes, Mailchimp no
+
+def scanning_worker(harness: SyncHarness, root: Path) -> tuple[WorkerService, InMemoryPublisher]:
+    """The Mailchimp worker over the harness's real client, with the unconfirmed customers' profiles and
+    identity items in memory."""
+    items, publisher = InMemoryCustomerItems(), InMemoryPublisher()
+    identities = InMemoryIdentities(items.items)
+    people = [(v["customer_id"], v["email"]) for v in VIEWS]  # synced: segflow holds their members
+    people += [(f"c9{i:04d}", f"outside{i}@example.com") for i in range(UNCONFIRMED)]
+    for customer_id, email in people:
+        items.items[(customer_pk(customer_id), PROFILE)] = {"customer_id": customer_id, "email": email}
+        identities.add("email", email, customer_id)
+    objects = LocalObjectStore(root, bucket="data")
+    objects.put_bytes(runlog.config_key(SCAN_RUN), runlog.config_to_json(CONFIG).encode())
+    ports = WorkerPorts(objects, items, harness.store, InMemoryRunLedger(), publisher, identities)
+    worker = WorkerService(ports, "mailchimp", lambda config: harness.adapters["mailchimp"],
+                           may_push=lambda view: True, now=lambda: NOW)
+    return worker, publisher
+
+
+def scan_message(item_id: str) -> dict[str, Any]:
+    return {"kind": "reconcile", "scope": "audience", "work_item_id": item_id, "run_id": SCAN_RUN,
+            "destination": "mailchimp", "contacts": 0}
+
+
+def test_one_audience_scan_learns_the_opt_outs_of_contacts_segflow_never_added(
+    harness: SyncHarness, tmp_path: Path
+) -> None:
+    fake = harness.mailchimp
+    for i in range(UNSUBSCRIBED):  # joined and left through another form
+        fake.add_member(f"outside{i}@example.com", "unsubscribed")
+    fake.add_member(f"outside{UNSUBSCRIBED}@example.com", "cleaned")
+    fake.add_member(f"outside{UNSUBSCRIBED + 1}@example.com", "subscribed")  # no opt-out: nothing to learn
+    fake.add_member("stranger@example.com", "unsubscribed")  # no customer of segflow's
+    fake.set_member_status("user1@example.com", "unsubscribed")  # confirmed: left to the one-by-one read
+    worker, publisher = scanning_worker(harness, tmp_path)
+    fake.reset_observations()
+
+    record = worker.process(scan_message("scan-1")).record
+
+    # Per contact, this was one GET /members/{hash} for each of the 1,500; now two pages of unsubscribed
+    # members (1,202 of them) and one of cleaned ones.
+    assert [(e.method, e.path, e.query["offset"]) for e in fake.exchanges] == [
+        ("GET", f"/3.0/lists/{fake.default_list_id}/members", ["0"]),
+        ("GET", f"/3.0/lists/{fake.default_list_id}/members", ["1000"]),
+        ("GET", f"/3.0/lists/{fake.default_list_id}/members", ["0"]),
+    ]
+    assert {k: record[k] for k in ("read", "pages", "contacts", "unmatched", "known", "opt_outs", "settled")} == {
+        "read": 1203, "pages": 3, "contacts": UNSUBSCRIBED + 1, "unmatched": 1, "known": 1, "opt_outs": 1201,
+        "settled": True}
+    assert record["findings"] == {"unsubscribed": UNSUBSCRIBED, "cleaned": 1}
+    assert record["attempt_totals"]["api_calls"] == 3
+    records = [r for e in publisher.events for r in e["detail"]["records"]]
+    assert len(records) == UNSUBSCRIBED + 1
+    assert {(r["source"], r["status"]) for r in records} == {("destination:mailchimp", "opted_out")}
+    learned = harness.store.get_states("mailchimp", ["c90000", f"c9{UNSUBSCRIBED:04d}", f"c9{UNSUBSCRIBED + 1:04d}"])
+    assert {c: s.status for c, s in learned.items()} == {"c90000": "unsubscribed", f"c9{UNSUBSCRIBED:04d}": "cleaned"}
+
+    opted_in_now = view(90000, "Champions", email="outside0@example.com")  # consent says yes, Mailchimp no
     run = harness.sync([*VIEWS, opted_in_now], "mailchimp", "run-2", allow)
-    assert "c90001" not in {c.customer_id for c in run.plan.contacts}  # blocked: never a create
-    assert fake.member("outside@example.com")["status"] == "unsubscribed"
+    assert "c90000" not in {c.customer_id for c in run.plan.contacts}  # blocked: never a create
+    assert fake.member("outside0@example.com")["status"] == "unsubscribed"
+
+    fake.reset_observations()
+    again = worker.process(scan_message("scan-2")).record  # from the cursor; what it finds is known now
+    assert again["since_last_changed"] is not None and again["opt_outs"] == 0
+    assert again["known"] == UNSUBSCRIBED + 2 and len(fake.exchanges) == 3

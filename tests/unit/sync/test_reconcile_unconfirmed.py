@@ -1,30 +1,38 @@
-"""Read-back of contacts segflow holds no confirmed member for: which ones are read, what an observation there
-means (only an opt-out counts), and the nightly run end to end with in-memory ports."""
+"""Mailchimp opt-outs of contacts segflow holds no member for: the plan queues ONE audience scan for them
+(instead of a read per contact), the scan's addresses are matched to live customers, only an opt-out counts,
+and the scan's cursor moves only after a settled scan -- with in-memory ports and audience."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+from segflow.consent.store import InMemoryIdentities
+from segflow.destinations.mailchimp_models import MemberPage
 from segflow.store.customers import PROFILE, customer_pk
 from segflow.sync.adapters import DestinationAdapter
 from segflow.sync.desired import build_desired
 from segflow.sync.reconcile import (
+    SCAN_OVERLAP,
     Observation,
-    addresses,
+    match_scanned,
     reconcile,
-    states_to_check,
     unconfirmed,
-    unconfirmed_to_read,
+    unconfirmed_to_scan,
 )
+from segflow.sync.service import AudienceReader, scan_cursor_key
 from segflow.sync.state import SyncState
 
 from tests.unit.sync.builders import CONFIG, view
 from tests.unit.sync.test_service import QUEUES, World
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+NO_OPT_IN = {"consent_status": "unknown"}
 
 
 def state(customer_id: str, **fields: Any) -> SyncState:
@@ -39,14 +47,14 @@ def test_unconfirmed_means_no_member_and_no_refusal_recorded() -> None:
     assert not unconfirmed(state("c1", status="forgotten"))
 
 
-def test_the_plan_reads_back_eligible_mailchimp_contacts_it_may_not_subscribe() -> None:
+def test_the_plan_scans_for_eligible_mailchimp_contacts_it_may_not_subscribe() -> None:
     views = {
-        "c00001": view(1, "Champions", consent_status="unknown"),  # eligible, no opt-in: never created
+        "c00001": view(1, "Champions", **NO_OPT_IN),  # eligible, no opt-in: never created
         "c00002": view(2, "Champions"),  # opted in: a create answers for them
-        "c00003": view(3, "Champions", consent_status="unknown", eligible=False, ineligible_reasons=["x"]),
-        "c00004": view(4, "Champions", consent_status="unknown"),  # already a member
-        "c00005": view(5, "Champions", consent_status="unknown"),  # a refusal already recorded
-        "c00006": view(6, "Champions", consent_status="unknown"),  # a state without a member
+        "c00003": view(3, "Champions", eligible=False, ineligible_reasons=["x"], **NO_OPT_IN),
+        "c00004": view(4, "Champions", **NO_OPT_IN),  # already a member
+        "c00005": view(5, "Champions", **NO_OPT_IN),  # a refusal already recorded
+        "c00006": view(6, "Champions", **NO_OPT_IN),  # a state without a member
     }
     states = {
         "c00004": state("c00004", email="user4@example.com", destination_id="h4", status="subscribed"),
@@ -56,25 +64,26 @@ def test_the_plan_reads_back_eligible_mailchimp_contacts_it_may_not_subscribe() 
     for destination in ("mailchimp", "hubspot"):
         desired = [build_desired(v, destination, CONFIG) for v in views.values()]
         expected = ["c00001", "c00006"] if destination == "mailchimp" else []  # HubSpot creates every eligible one
-        assert unconfirmed_to_read(destination, desired, states) == expected
+        assert unconfirmed_to_scan(destination, desired, states) == expected
 
 
-def test_unconfirmed_contacts_are_checked_under_their_profile_address() -> None:
+def test_scanned_addresses_count_only_as_a_live_customers_current_address_without_a_member() -> None:
+    owners = {"one@example.com": "c1", "two@example.com": "c2", "old@example.com": "c3",
+              "four@example.com": "c4", "five@example.com": "c5"}
+    current = {"c1": "one@example.com", "c2": "two@example.com", "c3": "new@example.com",
+               "c5": "five@example.com"}  # c4: no live profile (erased, merged away)
     recorded = {
-        "c1": state("c1", email="one@example.com", destination_id="h1", status="subscribed", version=4),
-        "c2": state("c2", email="old@example.com", version=2),
-        "c5": state("c5", email="five@example.com", status="cleaned", destination_id="h5", version=1),
+        "c2": state("c2", email="older@example.com", version=2),  # a create that never got an answer
+        "c5": state("c5", email="five@example.com", destination_id="h5", status="subscribed", version=1),
     }
-    emails = {"c2": "two@example.com", "c3": "three@example.com"}  # c4: no live profile (erased, merged)
-    checked = states_to_check("mailchimp", ["c1", "c2", "c3", "c4", "c5", "c3"], recorded, emails)
-    assert [(s.customer_id, s.email, s.version) for s in checked] == [
-        ("c1", "one@example.com", 4),
-        ("c2", "two@example.com", 2),
-        ("c3", "three@example.com", 0),
-        ("c5", "five@example.com", 1),
+    scanned = ["one@example.com", "two@example.com", "old@example.com", "four@example.com", "five@example.com",
+               "stranger@example.com", "one@example.com"]
+    matches = match_scanned("mailchimp", scanned, owners, current, recorded)
+    assert [(s.customer_id, s.email, s.version) for s in matches.states] == [
+        ("c1", "one@example.com", 0),
+        ("c2", "two@example.com", 2),  # under the scanned (current) address
     ]
-    assert addresses(checked) == sorted(["one@example.com", "two@example.com", "three@example.com",
-                                         "five@example.com"])
+    assert (matches.unmatched, matches.known) == (3, 1)  # old address, erased, stranger; c5 is read one by one
 
 
 def test_only_an_opt_out_of_an_unconfirmed_contact_is_recorded() -> None:
@@ -106,49 +115,141 @@ def test_only_an_opt_out_of_an_unconfirmed_contact_is_recorded() -> None:
     ]
 
 
-class Recorder:
-    """read_back that answers from a table and remembers which addresses it was asked for."""
+@dataclass
+class MemoryAudience:
+    """An audience served a few members a page, filtered like GET /lists/{id}/members; remembers each read.
+    `leaves_after_first_page`: an address that leaves its status once the first page was served."""
 
-    def __init__(self, observed: Mapping[str, Observation]) -> None:
-        self.observed = dict(observed)
-        self.asked: list[list[str]] = []
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)  # email -> {id, status, last_changed}
+    page_size: int = 2
+    reads: list[tuple[str, datetime | None, int]] = field(default_factory=list)  # status, since, offset
+    leaves_after_first_page: str | None = None
 
-    def __call__(self, adapter: DestinationAdapter, emails: Sequence[str]) -> Mapping[str, Observation]:
-        self.asked.append(list(emails))
-        return {e: self.observed[e] for e in emails if e in self.observed}
+    def add(self, email: str, status: str, last_changed: datetime) -> None:
+        self.members[email] = {"id": f"h-{email.split('@')[0]}", "status": status, "last_changed": last_changed}
+
+    def pages(self, status: str, since: datetime | None) -> Iterator[MemberPage]:
+        offset = 0
+        while True:
+            matching = [
+                {"email_address": e, "id": m["id"], "status": m["status"], "last_changed": m["last_changed"]}
+                for e, m in self.members.items()
+                if m["status"] == status and (since is None or m["last_changed"] > since)
+            ]
+            self.reads.append((status, since, offset))
+            page = matching[offset : offset + self.page_size]
+            yield MemberPage(page, offset, len(matching))
+            if self.leaves_after_first_page in self.members and offset == 0:
+                self.members[self.leaves_after_first_page]["status"] = "subscribed"
+            offset += len(page)
+            if not page or offset >= len(matching):
+                return
+
+    def reader(self, adapter: DestinationAdapter) -> AudienceReader:
+        return AudienceReader("list-1", self.pages)
 
 
-def test_the_nightly_run_learns_a_mailchimp_unsubscribe_of_a_contact_it_never_created(tmp_path: Path) -> None:
+def scanning_world(tmp_path: Path, audience: MemoryAudience, *views: dict[str, Any]) -> World:
     world = World(tmp_path)
-    no_opt_in = {"consent_status": "unknown"}
-    world.seed(view(1, "Champions"), view(2, "Champions", **no_opt_in), view(3, "Champions", **no_opt_in),
-               view(4, "Champions", eligible=False, ineligible_reasons=["inactive"], **no_opt_in))
-    world.planner.handle(world.changed("c00001", "c00002", "c00003", "c00004"))
+    world.seed(*views)
+    identities = InMemoryIdentities(world.items.items)
+    for seeded in views:
+        identities.add("email", seeded["email"], seeded["customer_id"])
+    worker = world.workers["mailchimp"]
+    worker.ports.identities = identities
+    worker.audience = audience.reader
+    return world
+
+
+def cursor(world: World) -> datetime:
+    data = json.loads(world.objects.get_bytes(scan_cursor_key("mailchimp", "list-1")))
+    return datetime.fromisoformat(data["since_last_changed"])
+
+
+def test_the_nightly_scan_learns_a_mailchimp_opt_out_of_a_contact_it_never_created(tmp_path: Path) -> None:
+    audience = MemoryAudience()
+    long_ago = NOW - timedelta(days=400)
+    for email, status in (("user2@example.com", "unsubscribed"), ("user5@example.com", "cleaned"),
+                          ("stranger@example.com", "unsubscribed"), ("user3@example.com", "unsubscribed"),
+                          ("user4@example.com", "unsubscribed"), ("user6@example.com", "subscribed")):
+        audience.add(email, status, long_ago)
+    world = scanning_world(
+        tmp_path, audience, view(1, "Champions"), view(2, "Champions", **NO_OPT_IN),
+        view(3, "Champions", **NO_OPT_IN), view(4, "Champions", eligible=False, ineligible_reasons=["x"], **NO_OPT_IN),
+        view(5, "Champions", **NO_OPT_IN), view(6, "Champions", **NO_OPT_IN),
+    )
+    world.planner.handle(world.changed(*(f"c0000{i}" for i in range(1, 7))))
     world.deliver("mailchimp")
     assert set(world.states.all_states("mailchimp")) == {"c00001"}  # only the opted-in contact was created
-    recorder = Recorder({"user2@example.com": Observation(True, "h2", "unsubscribed"),
-                         "user1@example.com": Observation(True, "h1", "subscribed")})
-    world.workers["mailchimp"].read_back = recorder
+    world.observed = {"user1@example.com": Observation(True, "h1", "subscribed")}  # the one-by-one read
 
     nightly = world.planner.handle({"mode": "all", "reconcile": True})
     messages = world.queue.messages[QUEUES["mailchimp"]]
-    assert [(m.get("kind"), m.get("contacts")) for m in messages] == [("reconcile", 3)]
-    world.items.items[(customer_pk("c00003"), PROFILE)]["merged_into"] = "c00001"  # gone before the read
-    world.deliver("mailchimp")
-
-    assert recorder.asked == [["user1@example.com", "user2@example.com"]]  # not the ineligible, not the merged
-    learned = world.states.get_states("mailchimp", ["c00002"])["c00002"]
-    assert (learned.status, learned.destination_id, learned.email) == ("unsubscribed", "h2", "user2@example.com")
-    [submitted] = world.events("ConsentChanged")
-    assert [(r["customer_id"], r["status"], r["source"]) for r in submitted["detail"]["records"]] == [
-        ("c00002", "opted_out", "destination:mailchimp")
+    assert [(m["kind"], m.get("scope"), m["contacts"]) for m in messages] == [
+        ("reconcile", "audience", 0),  # one scan however many contacts have no member
+        ("reconcile", None, 1),  # the confirmed member, read one by one
     ]
-    line = world.log(nightly.run_id, "mailchimp")
-    assert line["reconcile"] == {"items": 1, "read": 2, "corrections": 1, "opt_outs": 1}
-
-    calls = len(world.destinations["mailchimp"].calls)
-    again = world.planner.handle({"mode": "all", "reconcile": True})  # a known opt-out: read, nothing new
-    assert [m.get("kind") for m in world.queue.messages[QUEUES["mailchimp"]]] == ["reconcile"]
+    world.items.items[(customer_pk("c00003"), PROFILE)]["merged_into"] = "c00001"  # gone before the scan
+    started = world.clock.now
     world.deliver("mailchimp")
-    assert world.log(again.run_id, "mailchimp")["reconcile"]["opt_outs"] == 0
-    assert len(world.destinations["mailchimp"].calls) == calls  # and never a create for them
+
+    assert audience.reads == [("unsubscribed", None, 0), ("unsubscribed", None, 2), ("cleaned", None, 0)]
+    learned = world.states.get_states("mailchimp", ["c00002", "c00004", "c00005"])
+    assert {c: (s.status, s.destination_id, s.email) for c, s in learned.items()} == {
+        "c00002": ("unsubscribed", "h-user2", "user2@example.com"),
+        "c00004": ("unsubscribed", "h-user4", "user4@example.com"),  # ineligible too: an opt-out is kept
+        "c00005": ("cleaned", "h-user5", "user5@example.com"),
+    }
+    records = [r for event in world.events("ConsentChanged") for r in event["detail"]["records"]]  # per page
+    assert sorted((r["customer_id"], r["status"], r["source"]) for r in records) == [
+        ("c00002", "opted_out", "destination:mailchimp"),
+        ("c00004", "opted_out", "destination:mailchimp"),
+        ("c00005", "opted_out", "destination:mailchimp"),
+    ]
+    scan = json.loads(world.objects.get_bytes(f"sync/{nightly.run_id}/history/mailchimp/{messages[0]['work_item_id']}.json"))
+    assert {k: scan[k] for k in ("read", "pages", "contacts", "unmatched", "known", "opt_outs", "settled")} == {
+        "read": 5, "pages": 3, "contacts": 3, "unmatched": 2, "known": 0, "opt_outs": 3, "settled": True}
+    assert "stranger@example.com" not in json.dumps(scan)  # counted, never named
+    line = world.log(nightly.run_id, "mailchimp")
+    assert line["reconcile"] == {"items": 2, "read": 6, "corrections": 3, "opt_outs": 3}
+    assert line["status"] == "completed"
+    assert started < cursor(world) + SCAN_OVERLAP <= world.clock.now  # the scan's start, minus the overlap
+
+    calls, stored = len(world.destinations["mailchimp"].calls), cursor(world)
+    audience.add("user6@example.com", "unsubscribed", NOW)  # changed since: the next scan sees it
+    again = world.planner.handle({"mode": "all", "reconcile": True})
+    world.deliver("mailchimp")
+    assert audience.reads[3:] == [("unsubscribed", stored, 0), ("cleaned", stored, 0)]  # only what changed since
+    assert world.log(again.run_id, "mailchimp")["reconcile"]["opt_outs"] == 1
+    assert world.states.get_states("mailchimp", ["c00006"])["c00006"].status == "unsubscribed"
+    assert len(world.destinations["mailchimp"].calls) == calls  # and never a create for any of them
+
+
+def test_a_scan_whose_totals_moved_keeps_the_old_cursor(tmp_path: Path) -> None:
+    audience = MemoryAudience(leaves_after_first_page="user3@example.com")
+    for i in (2, 3, 4):
+        audience.add(f"user{i}@example.com", "unsubscribed", NOW)
+    world = scanning_world(tmp_path, audience, *(view(i, "Champions", **NO_OPT_IN) for i in (2, 3, 4)))
+    world.planner.handle({"mode": "all", "reconcile": True})
+    outcomes = world.deliver("mailchimp")
+
+    assert outcomes[0].record["settled"] is False
+    assert not world.objects.exists(scan_cursor_key("mailchimp", "list-1"))  # the next scan starts over
+    audience.leaves_after_first_page = None
+    world.planner.handle({"mode": "all", "reconcile": True})
+    world.deliver("mailchimp")
+    assert audience.reads[-1][1] is None  # read everything again, and this time it settled
+    assert world.objects.exists(scan_cursor_key("mailchimp", "list-1"))
+    learned = world.states.get_states("mailchimp", ["c00002", "c00003", "c00004"])
+    assert {c: s.status for c, s in learned.items()} == {"c00002": "unsubscribed", "c00003": "unsubscribed",
+                                                          "c00004": "unsubscribed"}  # c00004, skipped first
+
+
+def test_a_scan_without_the_identity_port_fails_instead_of_learning_nothing(tmp_path: Path) -> None:
+    audience = MemoryAudience()
+    world = scanning_world(tmp_path, audience, view(2, "Champions", **NO_OPT_IN))
+    world.workers["mailchimp"].ports.identities = None
+    world.planner.handle({"mode": "all", "reconcile": True})
+    with pytest.raises(RuntimeError, match="identities"):
+        world.deliver("mailchimp")
+    assert audience.reads == []

@@ -46,7 +46,7 @@ from segflow.sync.dryrun import render_plan
 from segflow.sync.limits import MAILCHIMP
 from segflow.sync.planner import NOTE_DUPLICATE_EMAIL, Plan, estimate_calls, plan
 from segflow.sync.ports import SyncStateStore
-from segflow.sync.reconcile import unconfirmed_to_read
+from segflow.sync.reconcile import unconfirmed_to_scan
 from segflow.sync.runs import RunLedger, RunTotals
 from segflow.sync.state import SyncState
 from segflow.sync.workitems import WorkItemStore, chunk_plan
@@ -55,6 +55,7 @@ VIEW_ITEMS = (PROFILE, SCORES, CONSENT, SEGMENTS)
 GUARD_ITEMS = (PROFILE, SCORES, CONSENT)  # what the consent checks read, fresh, right before a push
 CHUNK_CUSTOMERS = 500  # customers read and planned together
 RECONCILE_CONTACTS = {MAILCHIMP: 500, "hubspot": 100}  # contacts read back per reconcile item
+SCAN_AUDIENCE = "audience"  # a reconcile message's `scope` when it scans the audience instead of contacts
 MAX_CONSENT_RECORDS = 500  # ConsentChanged.records' limit
 RUN_CONFIGS_KEPT = 256  # run id -> config hash entries a worker container remembers
 Clock = Callable[[], datetime]
@@ -204,7 +205,7 @@ class _PlanBuilder:
         self.held: Counter[str] = Counter()
         self.owners: dict[str, str] = {}
         self.known: list[SyncState] = []  # recorded states, for reconciliation
-        self.unconfirmed: list[str] = []  # customer ids to read back without a confirmed member
+        self.unconfirmed = 0  # eligible contacts without a member that only an audience scan tells about
 
     def add(self, desired: Sequence[DesiredContact], states: Mapping[str, SyncState]) -> None:
         kept = []
@@ -282,7 +283,7 @@ class PlanService:
                 builder.add(desired, states)
                 if request.reconcile:
                     builder.known.extend(states.values())
-                    builder.unconfirmed.extend(unconfirmed_to_read(destination, desired, states))
+                    builder.unconfirmed += len(unconfirmed_to_scan(destination, desired, states))
         plans = {d: b.result() for d, b in builders.items()}
         queued: dict[str, dict[str, int]] = {}
         if self.dry_run:
@@ -374,13 +375,14 @@ class PlanService:
         return summary
 
     def _reconcile_items(
-        self, run_id: str, destination: str, states: Sequence[SyncState], unconfirmed_ids: Sequence[str]
+        self, run_id: str, destination: str, states: Sequence[SyncState], unconfirmed: int
     ) -> list[str]:
         """Read-back messages (ahead of the work items, so corrections land before the pushes): the confirmed
-        contacts and those to look up without a member (segflow.sync.reconcile says which)."""
-        confirmed = {s.customer_id for s in states if s.email and s.destination_id}
-        ids = sorted(confirmed | set(unconfirmed_ids))
-        messages = []
+        contacts, read one by one in chunks, and -- when the run has contacts without a member that only the
+        audience can tell about (segflow.sync.reconcile) -- one scan of the audience's opt-outs, whatever
+        their number (a page of 1000 members per call, not a call per contact)."""
+        messages = [self._audience_scan_item(run_id, destination)] if unconfirmed else []
+        ids = sorted({s.customer_id for s in states if s.email and s.destination_id})
         for chunk in _chunks(ids, RECONCILE_CONTACTS.get(destination, 100)):
             item_id = hashlib.sha256(json.dumps([run_id, destination, list(chunk)]).encode()).hexdigest()[:32]
             key = runlog.reconcile_key(run_id, destination, item_id)
@@ -402,6 +404,21 @@ class PlanService:
                 )
             )
         return messages
+
+    def _audience_scan_item(self, run_id: str, destination: str) -> str:
+        """The scan needs no payload: the worker pages the audience from its stored cursor."""
+        item_id = hashlib.sha256(json.dumps([run_id, destination, SCAN_AUDIENCE]).encode()).hexdigest()[:32]
+        return json.dumps(
+            {
+                "kind": "reconcile",
+                "scope": SCAN_AUDIENCE,
+                "work_item_id": item_id,
+                "run_id": run_id,
+                "destination": destination,
+                "contacts": 0,
+            },
+            sort_keys=True,
+        )
 
     def _write_log(self, totals: RunTotals, dry_run: bool = False) -> None:
         line = runlog.log_line(totals, self.clock(), dry_run=dry_run)

@@ -1,14 +1,16 @@
 """Optional read-back: what the destination says now versus what segflow recorded.
 
-Which contacts a reconcile item reads:
-- every contact the destination confirmed (a recorded destination id, not gone);
-- in Mailchimp also the eligible contacts segflow holds no member for because it may not subscribe them
-  there (no opt-in): no create tells about them, yet they are pushed to HubSpot, so an unsubscribe they made
-  in Mailchimp (another form, an earlier list) must be looked up. HubSpot gets every eligible contact, so
-  its confirmed ones are all there is to read.
+What a nightly run reads:
+- every contact the destination confirmed (a recorded destination id, not gone), one by one: that read also
+  sees deletions, archives and merges;
+- in Mailchimp, when the run has eligible contacts segflow holds no member for because it may not subscribe
+  them there (no opt-in: no create tells about them, yet they are pushed to HubSpot), ONE audience scan: the
+  unsubscribed and cleaned members changed since the last scan, 1000 a page. Each scanned address that is a
+  live customer's current address with no member recorded becomes an opt-out (`match_scanned`); the
+  worker keeps the scan's cursor. HubSpot gets every eligible contact, so its confirmed ones are all there is.
 
-Read the members / contacts with the clients' read methods (MailchimpClient.get_members, HubSpotClient
-.read_contacts and subscription_statuses), turn them into Observations, then `reconcile`:
+Read the members / contacts with the clients' read methods (MailchimpClient.get_members and member_pages,
+HubSpotClient.read_contacts and subscription_statuses), turn them into Observations, then `reconcile`:
 - a manual unsubscribe (Mailchimp unsubscribed, HubSpot UNSUBSCRIBED from the marketing subscription or from
   all email) or a Mailchimp "cleaned" bounce -> a consent opt-out record with source "destination:<name>" for
   the ledger, and the state's status corrected (so nothing but removals follows) -- also for a contact segflow
@@ -28,7 +30,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from segflow.destinations.results import ContactResult, Outcome
@@ -37,6 +39,10 @@ from segflow.sync.limits import HUBSPOT, MAILCHIMP, check_destination
 from segflow.sync.state import GONE_STATUSES, SyncState, empty_state
 
 OPT_OUT_STATUSES = ("unsubscribed", "cleaned")
+SCAN_STATUSES = OPT_OUT_STATUSES  # the member statuses an audience scan pages through
+# The next scan starts this long before the last one did: members changed while a scan ran, and clock
+# differences between segflow and Mailchimp, are read again rather than missed.
+SCAN_OVERLAP = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -102,11 +108,11 @@ def unconfirmed(state: SyncState | None) -> bool:
     return state is None or (state.destination_id is None and not state.blocked)
 
 
-def unconfirmed_to_read(
+def unconfirmed_to_scan(
     destination: str, desired: Iterable[DesiredContact], states: Mapping[str, SyncState]
 ) -> list[str]:
-    """Plan side: the customer ids to read back although segflow holds no member for them -- Mailchimp
-    contacts that are eligible but not subscribed as new (a create would have told about an opt-out)."""
+    """Plan side: the customer ids only an audience scan can tell about -- Mailchimp contacts that are eligible
+    but not subscribed as new (a create would have told about an opt-out) and have no member recorded."""
     if destination != MAILCHIMP:
         return []
     return [
@@ -116,29 +122,35 @@ def unconfirmed_to_read(
     ]
 
 
-def states_to_check(
+@dataclass
+class ScanMatches:
+    states: list[SyncState] = field(default_factory=list)  # to reconcile, each under the scanned address
+    unmatched: int = 0  # not the current address of a live customer
+    known: int = 0  # a member or a refusal is recorded: the one-by-one reads follow those
+
+
+def match_scanned(
     destination: str,
-    customer_ids: Iterable[str],
+    emails: Iterable[str],
+    owners: Mapping[str, str],
+    current: Mapping[str, str],
     states: Mapping[str, SyncState],
-    emails: Mapping[str, str],
-) -> list[SyncState]:
-    """Worker side: the recorded states, with each unconfirmed contact that has a current address (`emails`,
-    from the profile) as its recorded state -- or an empty one -- under that address."""
-    checked: list[SyncState] = []
-    for customer_id in dict.fromkeys(customer_ids):
+) -> ScanMatches:
+    """Worker side: which scanned addresses (lower-cased) concern a contact segflow holds no member for.
+    `owners`: address -> customer id (the identity items); `current`: customer id -> the live profile's
+    address (segflow pushes a customer under that one only); `states`: recorded states by customer id."""
+    matches = ScanMatches()
+    for email in dict.fromkeys(emails):
+        customer_id = owners.get(email)
+        if customer_id is None or current.get(customer_id) != email:
+            matches.unmatched += 1
+            continue
         state = states.get(customer_id)
-        if state is not None and not unconfirmed(state):
-            checked.append(state)
-        elif emails.get(customer_id):
-            checked.append(replace(state or empty_state(customer_id, destination), email=emails[customer_id]))
-    return checked
-
-
-def addresses(states: Iterable[SyncState]) -> list[str]:
-    """Every address to read for `states_to_check`: confirmed contacts and unconfirmed ones."""
-    states = list(states)
-    extra = {s.email for s in states if s.email and unconfirmed(s)}
-    return sorted(set(emails_to_read(states)) | extra)
+        if not unconfirmed(state):
+            matches.known += 1
+            continue
+        matches.states.append(replace(state or empty_state(customer_id, destination), email=email))
+    return matches
 
 
 def reconcile(

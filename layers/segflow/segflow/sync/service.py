@@ -6,18 +6,23 @@ segflow.sync, which the consent function records), and counts the item in the ru
 worker finishing a run's last item writes the sync-log line and publishes SyncCompleted. An item with
 contacts left to retry raises RetryLater (SQS redelivers it); on its last delivery it is counted as
 unfinished first, so the run still completes (the next plan picks those contacts up again).
-Read-back items (reconciliation) are handled here too. The plan side lives in segflow.sync.plan_service
-(re-exported here for callers that want both). S3 layout and run ids: segflow.sync.runlog.
+Read-back items (reconciliation) are handled here too: contacts read one by one, or one scan of the Mailchimp
+audience's opt-outs (see `_scan_audience`). The plan side lives in segflow.sync.plan_service (re-exported here
+for callers that want both). S3 layout and run ids: segflow.sync.runlog.
 """
 
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import partial
+from typing import Any, Protocol
 
+from segflow.destinations.mailchimp_models import MemberPage
 from segflow.events.bus import EventPublisher
 from segflow.events.schemas import ConsentInput, SyncCompleted
 from segflow.observability import logger
@@ -35,6 +40,7 @@ from segflow.sync.plan_service import (  # noqa: F401  (re-exported)
     MAX_CONSENT_RECORDS,
     RECONCILE_CONTACTS,
     RUN_CONFIGS_KEPT,
+    SCAN_AUDIENCE,
     VIEW_ITEMS,
     Clock,
     PlanOutcome,
@@ -52,13 +58,15 @@ from segflow.sync.plan_service import (  # noqa: F401  (re-exported)
 )
 from segflow.sync.ports import RecordingSuppressions, SyncStateStore
 from segflow.sync.reconcile import (
+    SCAN_OVERLAP,
+    SCAN_STATUSES,
     Observation,
-    addresses,
+    Reconciliation,
+    emails_to_read,
+    match_scanned,
     observe_hubspot,
     observe_mailchimp,
     reconcile,
-    states_to_check,
-    unconfirmed,
 )
 from segflow.sync.runs import RunLedger, RunTotals
 from segflow.sync.workitems import WorkItem, WorkItemPointer, WorkItemStore
@@ -82,6 +90,32 @@ def read_back(adapter: DestinationAdapter, emails: Sequence[str]) -> Mapping[str
     return observe_hubspot(records, statuses)
 
 
+@dataclass(frozen=True)
+class AudienceReader:
+    """An audience to scan: its id (the scan cursor is kept per audience) and its pages of members in one
+    status changed after a time (None: all of them)."""
+
+    audience_id: str
+    pages: Callable[[str, datetime | None], Iterable[MemberPage]]
+
+
+def mailchimp_audience(adapter: DestinationAdapter) -> AudienceReader:
+    wrapped: Any = adapter  # MailchimpAdapter: its client and audience
+    return AudienceReader(wrapped.list_id, partial(wrapped.client.member_pages, wrapped.list_id))
+
+
+def scan_cursor_key(destination: str, audience_id: str) -> str:
+    """Where the next audience scan starts (under sync/: rewritten every night, so its expiry never bites
+    unless the scans stop -- then the next one reads everything again)."""
+    return f"{runlog.PREFIX}/reconcile/{destination}/{audience_id}/scan-cursor.json"
+
+
+class IdentityResolver(Protocol):
+    def resolve(self, kind: str, values: Iterable[str]) -> dict[str, str]:
+        """{value: customer id} for the identity items found (kind "email": lower-cased addresses)."""
+        ...
+
+
 @dataclass
 class WorkerPorts:
     objects: ObjectStore
@@ -89,6 +123,28 @@ class WorkerPorts:
     states: SyncStateStore
     runs: RunLedger
     publisher: EventPublisher
+    identities: IdentityResolver | None = None  # email -> customer id; needed by the Mailchimp audience scan
+
+
+@dataclass
+class ScanTally:
+    """An audience scan's totals over its pages."""
+
+    pages: int = 0
+    read: int = 0
+    matched: int = 0
+    unmatched: int = 0
+    known: int = 0
+    opt_outs: int = 0
+    corrections: int = 0
+    conflicts: int = 0
+    findings: Counter[str] = field(default_factory=Counter)
+
+    def add(self, found: Reconciliation, conflicts: int) -> None:
+        self.opt_outs += len(found.opt_outs)
+        self.corrections += len(found.corrections)
+        self.conflicts += conflicts
+        self.findings.update(found.findings)
 
 
 @dataclass
@@ -125,6 +181,7 @@ class WorkerService:
         clock: Clock = utc_now,
         max_receive_count: int = 5,
         read_back: ReadBack = read_back,
+        audience: Callable[[DestinationAdapter], AudienceReader] = mailchimp_audience,
     ) -> None:
         self.ports = ports
         self.destination = destination
@@ -135,6 +192,7 @@ class WorkerService:
         self.clock = clock  # wall time, for run bookkeeping
         self.max_receive_count = max_receive_count
         self.read_back = read_back
+        self.audience = audience
         self.work_items = WorkItemStore(ports.objects, prefix=runlog.PREFIX)
         self._adapters: dict[str, DestinationAdapter] = {}  # by config hash: provisioning is done once each
         self._run_configs: dict[str, str] = {}  # run id -> config hash
@@ -262,13 +320,12 @@ class WorkerService:
     # ---- reconciliation ------------------------------------------------------------------------------
 
     def _reconcile(self, message: Mapping[str, Any]) -> ItemOutcome:
+        if message.get("scope") == SCAN_AUDIENCE:
+            return self._scan_audience(message)
         run_id, item_id = str(message["run_id"]), str(message["work_item_id"])
         ids = json.loads(self.ports.objects.get_bytes(str(message["key"])))["customer_ids"]
-        recorded = self.ports.states.get_states(self.destination, ids)
-        # contacts without a confirmed member are read under the profile's current address
-        unknown = [c for c in ids if unconfirmed(recorded.get(c))]
-        states = states_to_check(self.destination, ids, recorded, self._profile_emails(unknown))
-        emails = addresses(states)
+        states = list(self.ports.states.get_states(self.destination, ids).values())
+        emails = emails_to_read(states)
         adapter = self.adapter(run_id)
         before = adapter.stats()
         found = reconcile(
@@ -293,12 +350,110 @@ class WorkerService:
                 "errors": stats.errors,
             },
         }
+        return self._reconciled(record)
+
+    def _reconciled(self, record: dict[str, Any]) -> ItemOutcome:
+        item_id, run_id = str(record["work_item_id"]), str(record["run_id"])
         self.ports.objects.put_bytes(
             runlog.history_key(run_id, self.destination, item_id),
             json.dumps(record, sort_keys=True).encode(),
             "application/json",
         )
         return ItemOutcome(item_id, run_id, "reconcile", True, False, record)
+
+    def _scan_audience(self, message: Mapping[str, Any]) -> ItemOutcome:
+        """The audience's unsubscribed and cleaned members changed since the stored cursor (first scan: all),
+        a page at a time: each page's addresses are resolved to customers, and those without a member recorded
+        get the opt-out and the observed status (so segflow never tries to create them). The cursor moves to
+        the scan's start minus SCAN_OVERLAP only once the scan finished with the totals unchanged: a failed
+        scan is redone from the same cursor by the redelivery (what it learned is then known, not repeated),
+        and members moving in or out of a status while the pages were read may have shifted the offsets, so
+        the next night covers the same window again."""
+        run_id, item_id = str(message["run_id"]), str(message["work_item_id"])
+        if self.ports.identities is None:
+            raise RuntimeError("the audience scan needs WorkerPorts.identities (email -> customer id)")
+        adapter = self.adapter(run_id)
+        audience = self.audience(adapter)
+        key = scan_cursor_key(self.destination, audience.audience_id)
+        since = self._scan_cursor(key)
+        started = self.clock()
+        before = adapter.stats()
+        tally = ScanTally()
+        settled = True
+        for status in SCAN_STATUSES:
+            totals = set()
+            for page in audience.pages(status, since):
+                totals.add(page.total_items)
+                self._learn_from_page(page, tally)
+            settled = settled and len(totals) <= 1
+        if settled:
+            cursor = {"since_last_changed": (started - SCAN_OVERLAP).isoformat(), "run_id": run_id}
+            self.ports.objects.put_bytes(key, json.dumps(cursor, sort_keys=True).encode(), "application/json")
+        stats = adapter.stats() - before
+        record = {
+            "kind": "reconcile",
+            "scope": SCAN_AUDIENCE,
+            "work_item_id": item_id,
+            "run_id": run_id,
+            "destination": self.destination,
+            "contacts": tally.matched,
+            "read": tally.read,
+            "pages": tally.pages,
+            "unmatched": tally.unmatched,
+            "known": tally.known,
+            "opt_outs": tally.opt_outs,
+            "corrections": tally.corrections,
+            "findings": dict(tally.findings),
+            "state_conflicts": tally.conflicts,
+            "since_last_changed": None if since is None else since.isoformat(),
+            "settled": settled,
+            "attempt_totals": {
+                "api_calls": stats.calls,
+                "retries": stats.retries,
+                "throttled": stats.throttled,
+                "errors": stats.errors,
+            },
+        }
+        logger.info(
+            "audience scanned",
+            extra={k: record[k] for k in ("run_id", "read", "pages", "unmatched", "known", "opt_outs", "settled")},
+        )
+        return self._reconciled(record)
+
+    def _learn_from_page(self, page: MemberPage, tally: ScanTally) -> None:
+        observed = observe_mailchimp({str(m["email_address"]): m for m in page.members if m.get("email_address")})
+        tally.pages += 1
+        tally.read += len(page.members)
+        if not observed:
+            return
+        owners = self.ports.identities.resolve("email", list(observed))  # type: ignore[union-attr]
+        customer_ids = sorted(set(owners.values()))
+        matches = match_scanned(
+            self.destination,
+            observed,
+            owners,
+            self._profile_emails(customer_ids),
+            self.ports.states.get_states(self.destination, customer_ids) if customer_ids else {},
+        )
+        tally.matched += len(matches.states)
+        tally.unmatched += matches.unmatched
+        tally.known += matches.known
+        if not matches.states:
+            return
+        found = reconcile(self.destination, matches.states, observed, self.now())
+        conflicts = self.ports.states.put_states(found.corrections)
+        self._publish_opt_outs([(o["customer_id"], o["email"]) for o in found.opt_outs])
+        tally.add(found, len(conflicts))
+
+    def _scan_cursor(self, key: str) -> datetime | None:
+        """Where the last finished scan says to start; None (scan everything) when there is none. Without
+        s3:ListBucket a missing object reads as AccessDenied, so any failure to read means "no cursor":
+        reading too much is safe, skipping is not."""
+        try:
+            return datetime.fromisoformat(json.loads(self.ports.objects.get_bytes(key))["since_last_changed"])
+        except Exception as exc:  # noqa: BLE001 - a full scan is the safe answer to any doubt
+            logger.info("no audience scan cursor", extra={"reason": type(exc).__name__})
+            return None
 
     def _profile_emails(self, customer_ids: Sequence[str]) -> dict[str, str]:
         """{customer id: email} of live profiles (an erased or merged-away customer has none)."""

@@ -26,6 +26,7 @@ from segflow import wiring
 from segflow.config import Settings, get_settings
 from segflow.consent.guard import may_push, may_subscribe_new
 from segflow.observability import logger, metrics, tracer
+from segflow.store.profiles import DynamoProfileStore
 from segflow.store.sync_state import DynamoSyncStateStore
 from segflow.sync.desired import SyncConfig
 from segflow.sync.runs import DynamoRunLedger
@@ -64,6 +65,7 @@ class SyncWorkerLambda:
             states=DynamoSyncStateStore(table),
             runs=DynamoRunLedger(table),
             publisher=wiring.publisher(settings),
+            identities=DynamoProfileStore(table),  # its identity items: the audience scan's email lookup
         )
         return WorkerService(
             ports,
