@@ -60,6 +60,13 @@ def test_without_a_cursor_every_member_of_the_status_is_read_and_an_empty_status
     assert len(transport.seen) == 2 and all("since_last_changed" not in s.query for s in transport.seen)
 
 
+def test_a_scan_carried_on_starts_at_the_offset_it_reached() -> None:
+    client, transport = client_for(StatusAudience({"cleaned": 2500}))
+    pages = list(client.member_pages(LIST, "cleaned", None, 2000))
+    assert [(p.offset, len(p.members)) for p in pages] == [(2000, 500)]
+    assert [s.query["offset"] for s in transport.seen] == [["2000"]]
+
+
 def test_a_total_that_moves_under_the_scan_is_reported_and_an_empty_page_ends_it() -> None:
     client, transport = client_for(StatusAudience({"unsubscribed": 2000}, shrink_after_first=1000))
     pages = list(client.member_pages(LIST, "unsubscribed"))

@@ -118,19 +118,22 @@ def test_only_an_opt_out_of_an_unconfirmed_contact_is_recorded() -> None:
 @dataclass
 class MemoryAudience:
     """An audience served a few members a page, filtered like GET /lists/{id}/members; remembers each read.
-    `leaves_after_first_page`: an address that leaves its status once the first page was served."""
+    `leaves_after_first_page`: an address that leaves its status once the first page was served;
+    `fail_after_pages`: pages served before the next read fails (a delivery cut off)."""
 
     members: dict[str, dict[str, Any]] = field(default_factory=dict)  # email -> {id, status, last_changed}
     page_size: int = 2
     reads: list[tuple[str, datetime | None, int]] = field(default_factory=list)  # status, since, offset
     leaves_after_first_page: str | None = None
+    fail_after_pages: int | None = None
 
     def add(self, email: str, status: str, last_changed: datetime) -> None:
         self.members[email] = {"id": f"h-{email.split('@')[0]}", "status": status, "last_changed": last_changed}
 
-    def pages(self, status: str, since: datetime | None) -> Iterator[MemberPage]:
-        offset = 0
+    def pages(self, status: str, since: datetime | None, offset: int) -> Iterator[MemberPage]:
         while True:
+            if self.fail_after_pages is not None and len(self.reads) >= self.fail_after_pages:
+                raise TimeoutError("the function ran out of time")
             matching = [
                 {"email_address": e, "id": m["id"], "status": m["status"], "last_changed": m["last_changed"]}
                 for e, m in self.members.items()
@@ -253,3 +256,27 @@ def test_a_scan_without_the_identity_port_fails_instead_of_learning_nothing(tmp_
     with pytest.raises(RuntimeError, match="identities"):
         world.deliver("mailchimp")
     assert audience.reads == []
+
+
+def test_a_scan_cut_off_is_carried_on_by_the_next_delivery_from_the_page_it_reached(tmp_path: Path) -> None:
+    audience = MemoryAudience(fail_after_pages=2)
+    for i in range(2, 7):
+        audience.add(f"user{i}@example.com", "unsubscribed", NOW)
+    world = scanning_world(tmp_path, audience, *(view(i, "Champions", **NO_OPT_IN) for i in range(2, 7)))
+    world.planner.handle({"mode": "all", "reconcile": True})
+    [scan] = world.queue.take("mailchimp")
+    with pytest.raises(TimeoutError):
+        world.workers["mailchimp"].process(scan, receive_count=1)
+    assert not world.objects.exists(scan_cursor_key("mailchimp", "list-1"))
+
+    audience.fail_after_pages = None
+    outcome = world.workers["mailchimp"].process(scan, receive_count=2)
+
+    assert [offset for _, _, offset in audience.reads] == [0, 2, 4, 0]  # 0 and 2 are not read again
+    assert {k: outcome.record[k] for k in ("read", "pages", "opt_outs", "settled")} == {
+        "read": 5, "pages": 4, "opt_outs": 5, "settled": True}  # the tally spans both deliveries
+    records = [r for event in world.events("ConsentChanged") for r in event["detail"]["records"]]
+    assert sorted(r["customer_id"] for r in records) == [f"c0000{i}" for i in range(2, 7)]  # each once
+    assert world.objects.exists(scan_cursor_key("mailchimp", "list-1"))
+    assert world.log(outcome.run_id, "mailchimp")["reconcile"] == {"items": 1, "read": 5, "corrections": 5,
+                                                                    "opt_outs": 5}

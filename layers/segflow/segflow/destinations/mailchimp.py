@@ -449,11 +449,12 @@ class MailchimpClient:
         return dict(zip(unique, found, strict=True))
 
     def member_pages(
-        self, list_id: str, status: str, since_last_changed: datetime | None = None
+        self, list_id: str, status: str, since_last_changed: datetime | None = None, offset: int = 0
     ) -> Iterator[MemberPage]:
         """The audience's members in one status (changed after `since_last_changed` when given), 1000 a page
-        with only SCAN_FIELDS: one call per 1000 members instead of one per member. Pages by count/offset
-        until the offset reaches total_items (as the latest page reports it) or a page comes back empty.
+        with only SCAN_FIELDS: one call per 1000 members instead of one per member. Pages by count/offset from
+        `offset` (a scan carried on) until the offset reaches total_items (as the latest page reports it) or a
+        page comes back empty.
         A member who changes during the scan can shift the pages; MemberPage.total_items lets the caller see
         that the filter's total moved."""
         if status not in MEMBER_STATUSES:
@@ -464,7 +465,6 @@ class MailchimpClient:
                 raise ValueError("since_last_changed must be timezone-aware")
             since = since_last_changed.astimezone(timezone.utc)
             params["since_last_changed"] = since.isoformat(timespec="seconds")
-        offset = 0
         while True:
             page = self._json("GET", MEMBERS, path_params={"list_id": list_id}, params={**params, "offset": offset})
             members = list(page.get("members") or [])

@@ -27,6 +27,7 @@ from the refusal of a create.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -151,6 +152,84 @@ def match_scanned(
             continue
         matches.states.append(replace(state or empty_state(customer_id, destination), email=email))
     return matches
+
+
+@dataclass
+class ScanTally:
+    """An audience scan's totals over its pages."""
+
+    pages: int = 0
+    read: int = 0  # members read
+    matched: int = 0  # contacts without a member the scan answered for
+    unmatched: int = 0
+    known: int = 0
+    opt_outs: int = 0
+    corrections: int = 0
+    conflicts: int = 0
+    findings: Counter[str] = field(default_factory=Counter)
+
+    def add(self, matches: ScanMatches, found: Reconciliation, conflicts: int) -> None:
+        self.matched += len(matches.states)
+        self.unmatched += matches.unmatched
+        self.known += matches.known
+        self.opt_outs += len(found.opt_outs)
+        self.corrections += len(found.corrections)
+        self.conflicts += conflicts
+        self.findings.update(found.findings)
+
+
+@dataclass
+class ScanProgress:
+    """Where an audience scan is: the window it reads (members changed after `since`; None: all), when it
+    started (the next cursor comes from that), the status being paged and how many of its members are done,
+    the total_items each status reported, and the tally so far. Kept after every page, so a delivery that
+    ran out of time is continued by the next one."""
+
+    since: datetime | None
+    started: datetime
+    status: str = SCAN_STATUSES[0]
+    offset: int = 0
+    totals: dict[str, list[int]] = field(default_factory=dict)
+    tally: ScanTally = field(default_factory=ScanTally)
+
+    def page_done(self, status: str, offset: int, total_items: int) -> None:
+        self.status, self.offset = status, offset
+        seen = self.totals.setdefault(status, [])
+        if total_items not in seen:
+            seen.append(total_items)
+
+    @property
+    def settled(self) -> bool:
+        """No status's total moved between pages: no member can have been skipped by shifted offsets."""
+        return all(len(seen) <= 1 for seen in self.totals.values())
+
+    def next_since(self) -> datetime:
+        return self.started - SCAN_OVERLAP
+
+    def to_json(self) -> str:
+        tally = {**vars(self.tally), "findings": dict(self.tally.findings)}  # asdict would rebuild the Counter
+        data = {
+            "since": None if self.since is None else self.since.isoformat(),
+            "started": self.started.isoformat(),
+            "status": self.status,
+            "offset": self.offset,
+            "totals": self.totals,
+            "tally": tally,
+        }
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ScanProgress:
+        data = json.loads(text)
+        tally = dict(data["tally"])
+        return cls(
+            since=None if data["since"] is None else datetime.fromisoformat(data["since"]),
+            started=datetime.fromisoformat(data["started"]),
+            status=str(data["status"]),
+            offset=int(data["offset"]),
+            totals={k: [int(t) for t in v] for k, v in data["totals"].items()},
+            tally=ScanTally(**{**tally, "findings": Counter(tally["findings"])}),
+        )
 
 
 def reconcile(

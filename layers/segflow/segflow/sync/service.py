@@ -15,9 +15,8 @@ for callers that want both). S3 layout and run ids: segflow.sync.runlog.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
@@ -58,10 +57,10 @@ from segflow.sync.plan_service import (  # noqa: F401  (re-exported)
 )
 from segflow.sync.ports import RecordingSuppressions, SyncStateStore
 from segflow.sync.reconcile import (
-    SCAN_OVERLAP,
     SCAN_STATUSES,
     Observation,
-    Reconciliation,
+    ScanProgress,
+    ScanTally,
     emails_to_read,
     match_scanned,
     observe_hubspot,
@@ -93,10 +92,10 @@ def read_back(adapter: DestinationAdapter, emails: Sequence[str]) -> Mapping[str
 @dataclass(frozen=True)
 class AudienceReader:
     """An audience to scan: its id (the scan cursor is kept per audience) and its pages of members in one
-    status changed after a time (None: all of them)."""
+    status changed after a time (None: all of them), from an offset."""
 
     audience_id: str
-    pages: Callable[[str, datetime | None], Iterable[MemberPage]]
+    pages: Callable[[str, datetime | None, int], Iterable[MemberPage]]
 
 
 def mailchimp_audience(adapter: DestinationAdapter) -> AudienceReader:
@@ -124,27 +123,6 @@ class WorkerPorts:
     runs: RunLedger
     publisher: EventPublisher
     identities: IdentityResolver | None = None  # email -> customer id; needed by the Mailchimp audience scan
-
-
-@dataclass
-class ScanTally:
-    """An audience scan's totals over its pages."""
-
-    pages: int = 0
-    read: int = 0
-    matched: int = 0
-    unmatched: int = 0
-    known: int = 0
-    opt_outs: int = 0
-    corrections: int = 0
-    conflicts: int = 0
-    findings: Counter[str] = field(default_factory=Counter)
-
-    def add(self, found: Reconciliation, conflicts: int) -> None:
-        self.opt_outs += len(found.opt_outs)
-        self.corrections += len(found.corrections)
-        self.conflicts += conflicts
-        self.findings.update(found.findings)
 
 
 @dataclass
@@ -208,7 +186,7 @@ class WorkerService:
         reconciling = message.get("kind") == "reconcile"
         try:
             outcome = (
-                self._reconcile(message)
+                self._reconcile(message, receive_count)
                 if reconciling
                 else self._apply(WorkItemPointer.from_message(message), receive_count)
             )
@@ -319,9 +297,9 @@ class WorkerService:
 
     # ---- reconciliation ------------------------------------------------------------------------------
 
-    def _reconcile(self, message: Mapping[str, Any]) -> ItemOutcome:
+    def _reconcile(self, message: Mapping[str, Any], receive_count: int) -> ItemOutcome:
         if message.get("scope") == SCAN_AUDIENCE:
-            return self._scan_audience(message)
+            return self._scan_audience(message, receive_count)
         run_id, item_id = str(message["run_id"]), str(message["work_item_id"])
         ids = json.loads(self.ports.objects.get_bytes(str(message["key"])))["customer_ids"]
         states = list(self.ports.states.get_states(self.destination, ids).values())
@@ -361,35 +339,35 @@ class WorkerService:
         )
         return ItemOutcome(item_id, run_id, "reconcile", True, False, record)
 
-    def _scan_audience(self, message: Mapping[str, Any]) -> ItemOutcome:
+    def _scan_audience(self, message: Mapping[str, Any], receive_count: int) -> ItemOutcome:
         """The audience's unsubscribed and cleaned members changed since the stored cursor (first scan: all),
         a page at a time: each page's addresses are resolved to customers, and those without a member recorded
-        get the opt-out and the observed status (so segflow never tries to create them). The cursor moves to
-        the scan's start minus SCAN_OVERLAP only once the scan finished with the totals unchanged: a failed
-        scan is redone from the same cursor by the redelivery (what it learned is then known, not repeated),
-        and members moving in or out of a status while the pages were read may have shifted the offsets, so
-        the next night covers the same window again."""
+        get the opt-out and the observed status (so segflow never tries to create them). Progress is kept
+        after each page, so a redelivery (e.g. after the function's time ran out) carries on where it was.
+        The cursor moves to the scan's start minus SCAN_OVERLAP only once the scan finished with the totals
+        unchanged: members moving in or out of a status while the pages were read may have shifted the
+        offsets, so the next night covers the same window again; what was learned is then known, not repeated."""
         run_id, item_id = str(message["run_id"]), str(message["work_item_id"])
         if self.ports.identities is None:
             raise RuntimeError("the audience scan needs WorkerPorts.identities (email -> customer id)")
         adapter = self.adapter(run_id)
         audience = self.audience(adapter)
-        key = scan_cursor_key(self.destination, audience.audience_id)
-        since = self._scan_cursor(key)
-        started = self.clock()
+        cursor_key = scan_cursor_key(self.destination, audience.audience_id)
+        progress_key = runlog.reconcile_key(run_id, self.destination, item_id)
+        progress = (self._scan_progress(progress_key) if receive_count > 1 else None) or ScanProgress(
+            since=self._scan_cursor(cursor_key), started=self.clock()
+        )
         before = adapter.stats()
-        tally = ScanTally()
-        settled = True
-        for status in SCAN_STATUSES:
-            totals = set()
-            for page in audience.pages(status, since):
-                totals.add(page.total_items)
-                self._learn_from_page(page, tally)
-            settled = settled and len(totals) <= 1
-        if settled:
-            cursor = {"since_last_changed": (started - SCAN_OVERLAP).isoformat(), "run_id": run_id}
-            self.ports.objects.put_bytes(key, json.dumps(cursor, sort_keys=True).encode(), "application/json")
-        stats = adapter.stats() - before
+        for status in SCAN_STATUSES[SCAN_STATUSES.index(progress.status) :]:
+            offset = progress.offset if status == progress.status else 0
+            for page in audience.pages(status, progress.since, offset):
+                self._learn_from_page(page, progress.tally)
+                progress.page_done(status, page.offset + len(page.members), page.total_items)
+                self.ports.objects.put_bytes(progress_key, progress.to_json().encode(), "application/json")
+        if progress.settled:
+            cursor = {"since_last_changed": progress.next_since().isoformat(), "run_id": run_id}
+            self.ports.objects.put_bytes(cursor_key, json.dumps(cursor, sort_keys=True).encode(), "application/json")
+        stats, tally = adapter.stats() - before, progress.tally
         record = {
             "kind": "reconcile",
             "scope": SCAN_AUDIENCE,
@@ -405,9 +383,9 @@ class WorkerService:
             "corrections": tally.corrections,
             "findings": dict(tally.findings),
             "state_conflicts": tally.conflicts,
-            "since_last_changed": None if since is None else since.isoformat(),
-            "settled": settled,
-            "attempt_totals": {
+            "since_last_changed": None if progress.since is None else progress.since.isoformat(),
+            "settled": progress.settled,
+            "attempt_totals": {  # this delivery's calls
                 "api_calls": stats.calls,
                 "retries": stats.retries,
                 "throttled": stats.throttled,
@@ -421,12 +399,12 @@ class WorkerService:
         return self._reconciled(record)
 
     def _learn_from_page(self, page: MemberPage, tally: ScanTally) -> None:
+        """Opt-outs are published before the states are written: a delivery cut off in between publishes
+        them again (a repeated opt-out changes nothing), where the other order could lose them."""
         observed = observe_mailchimp({str(m["email_address"]): m for m in page.members if m.get("email_address")})
         tally.pages += 1
         tally.read += len(page.members)
-        if not observed:
-            return
-        owners = self.ports.identities.resolve("email", list(observed))  # type: ignore[union-attr]
+        owners = self.ports.identities.resolve("email", list(observed)) if observed else {}  # type: ignore[union-attr]
         customer_ids = sorted(set(owners.values()))
         matches = match_scanned(
             self.destination,
@@ -435,15 +413,18 @@ class WorkerService:
             self._profile_emails(customer_ids),
             self.ports.states.get_states(self.destination, customer_ids) if customer_ids else {},
         )
-        tally.matched += len(matches.states)
-        tally.unmatched += matches.unmatched
-        tally.known += matches.known
-        if not matches.states:
-            return
         found = reconcile(self.destination, matches.states, observed, self.now())
-        conflicts = self.ports.states.put_states(found.corrections)
         self._publish_opt_outs([(o["customer_id"], o["email"]) for o in found.opt_outs])
-        tally.add(found, len(conflicts))
+        conflicts = self.ports.states.put_states(found.corrections) if found.corrections else []
+        tally.add(matches, found, len(conflicts))
+
+    def _scan_progress(self, key: str) -> ScanProgress | None:
+        """An earlier delivery's progress; None when there is none (or it cannot be read: start over)."""
+        try:
+            return ScanProgress.from_json(self.ports.objects.get_bytes(key))
+        except Exception as exc:  # noqa: BLE001 - starting the scan over is always safe
+            logger.info("no audience scan progress", extra={"reason": type(exc).__name__})
+            return None
 
     def _scan_cursor(self, key: str) -> datetime | None:
         """Where the last finished scan says to start; None (scan everything) when there is none. Without
