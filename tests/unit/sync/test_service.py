@@ -391,3 +391,24 @@ def test_an_item_failing_on_its_last_delivery_still_completes_its_run(world: Wor
     assert completed["detail"]["status"] == "partial"
     line = world.log(planned.run_id, "hubspot")
     assert line["item_errors"] == ["RuntimeError"] and line["work_items"] == 1
+
+
+def test_a_read_back_cut_off_after_its_opt_outs_loses_none_of_them(world: World) -> None:
+    """Opt-outs are published before the state records the finding: were it the other way round, a crash
+    between the two would leave a state that hides the finding from every later read-back."""
+    world.seed(view(1, "Champions"))
+    world.planner.handle(world.changed("c00001"))
+    world.deliver("mailchimp")
+    world.observed = {"user1@example.com": Observation(True, "101", "unsubscribed")}
+    world.planner.handle({"mode": "all", "reconcile": True})
+    [message] = world.queue.take("mailchimp")
+
+    def crash(states: Any) -> list[str]:
+        raise RuntimeError("DynamoDB unavailable")
+
+    world.states.put_states = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.workers["mailchimp"].process(message)
+    assert world.states.get_states("mailchimp", ["c00001"])["c00001"].status != "unsubscribed"
+    [published] = world.events("ConsentChanged")
+    assert [r["customer_id"] for r in published["detail"]["records"]] == ["c00001"]

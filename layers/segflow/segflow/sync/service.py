@@ -309,8 +309,10 @@ class WorkerService:
         found = reconcile(
             self.destination, states, self.read_back(adapter, emails) if emails else {}, self.now()
         )
-        conflicts = self.ports.states.put_states(found.corrections)
+        # Opt-outs first: a state written without its opt-out published would hide the finding from the
+        # next read-back, and the opt-out would be lost. The other way round, a retry publishes it again.
         self._publish_opt_outs([(o["customer_id"], o["email"]) for o in found.opt_outs])
+        conflicts = self.ports.states.put_states(found.corrections)
         stats = adapter.stats() - before
         record = {
             "kind": "reconcile",
