@@ -59,6 +59,7 @@ from tests.integration.sync.harness import (
     FAST_RETRY,
     VirtualClock,
     emails_sent_for_adding,
+    mailchimp_hashes,
     record_ids,
     status_sent_to_existing_members,
 )
@@ -291,7 +292,7 @@ class Pipeline:
         }
         self.handed_over = 0  # published events already handed to the consent service
         self.rounds: list[dict[str, set[str]]] = []  # per sync pass: destination -> emails sent for adding
-        self.hubspot_ids: dict[str, str] = {}  # record id -> email, kept across erasures
+        self.hubspot_ids: dict[str, str] = {}  # record id / subscriber hash -> email, kept across erasures
 
     def wall_clock(self) -> datetime:
         return datetime(2026, 11, 1, 3, tzinfo=timezone.utc) + timedelta(milliseconds=next(self.ticks))
@@ -365,6 +366,7 @@ class Pipeline:
                     except RetryLater:
                         continue
         self.hubspot_ids.update(record_ids(self.fakes.hubspot))
+        self.hubspot_ids.update(mailchimp_hashes(self.fakes.mailchimp))  # tag requests name only the hash
         self.rounds.append({d: emails_sent_for_adding(f.exchanges[start[d]:], d, self.hubspot_ids)
                             for d, f in fakes.items()})
         self.hand_opt_outs_to_consent()
@@ -435,7 +437,7 @@ def hubspot_subscribe_requests(pipeline: Pipeline) -> list[str]:
 # ---- the properties -------------------------------------------------------------------------------------
 
 # No shrinking: a failing example is printed as generated, and the file stays fast when one fails.
-SETTINGS = settings(max_examples=10, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
 
