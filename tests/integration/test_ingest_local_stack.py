@@ -5,7 +5,6 @@ import gzip
 from pathlib import Path
 
 import boto3
-import pytest
 
 CUSTOMERS = (
     "customer_id,email,first_name,last_name,phone,country,city,postal_code,birth_date,signup_date,tier\n"

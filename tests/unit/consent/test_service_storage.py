@@ -2,7 +2,6 @@
 DynamoDB / S3 adapters (against moto in-process)."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 import boto3
