@@ -128,3 +128,17 @@ def test_every_function_has_an_encrypted_log_group_and_error_and_throttle_alarms
 @pytest.mark.parametrize("secret", ["MailchimpSecret", "HubSpotSecret", "ErasureSaltSecret"])
 def test_secrets_are_encrypted_with_the_data_key(secret):
     assert RESOURCES[secret]["Properties"]["KmsKeyId"] == {"Ref": "DataKey"}
+
+
+def test_sync_plan_hears_checked_contacts_only_from_the_sync_workers_and_holds_no_secret():
+    """Workers announce the contacts they checked (ContactsChecked) so sync-plan plans them again; no other
+    segflow.sync event (SyncCompleted, the workers' opt-outs meant for consent) may reach the planner, and the
+    planner never holds a destination's credentials."""
+    events = FUNCTIONS["SyncPlanFunction"]["Properties"]["Events"]
+    patterns = [e["Properties"]["Pattern"] for e in events.values() if e["Type"] == "EventBridgeRule"]
+    assert {"source": ["segflow.sync"], "detail-type": ["ContactsChecked"]} in patterns
+    assert all(p["source"] != ["segflow.sync"] or p["detail-type"] == ["ContactsChecked"] for p in patterns)
+    actions = {a for s in statements(FUNCTIONS["SyncPlanFunction"]) for a in as_list(s["Action"])}
+    assert not any(a.startswith("secretsmanager:") for a in actions)
+    environment = FUNCTIONS["SyncPlanFunction"]["Properties"]["Environment"]["Variables"]
+    assert not any("SECRET" in name for name in environment)

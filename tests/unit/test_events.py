@@ -104,3 +104,14 @@ def test_selections_spill_to_s3_beyond_the_inline_limit(tmp_path):
     big = select(objects, [str(i) for i in range(MAX_INLINE_IDS + 5)], "manifests/y.json")
     assert big.customer_ids == [] and big.count == MAX_INLINE_IDS + 5
     assert len(resolve(objects, big)) == MAX_INLINE_IDS + 5
+
+
+def test_contacts_checked_is_a_sync_event_with_its_ids_inline():
+    from segflow.events.schemas import ContactsChecked, CustomerSelection, parse_detail
+
+    event = ContactsChecked(run_id="r1", destination="hubspot",
+                            changed=CustomerSelection(count=2, customer_ids=["C1", "C2"]))
+    assert ContactsChecked.source == "segflow.sync" and ContactsChecked.detail_type == "ContactsChecked"
+    assert parse_detail({"detail-type": "ContactsChecked", "detail": event.model_dump(mode="json")}) == event
+    with pytest.raises(ValidationError):
+        ContactsChecked(run_id="r1", destination="other", changed=CustomerSelection(count=0))

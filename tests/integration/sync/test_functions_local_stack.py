@@ -240,9 +240,11 @@ def test_a_dry_run_writes_the_plan_and_calls_no_destination(tmp_path: Path) -> N
         }
         plans = runtime.read_json_objects("sync/", "/plan.json")
         assert plans and all(p["dry_run"] for p in plans)
-        planned = {c["customer_id"] for p in plans for c in p["destinations"]["mailchimp"]["contacts"]}
-        assert planned == {"C1", "C2", "C3"}
-        assert max(p["destinations"]["hubspot"]["estimated_calls"]["total"] for p in plans) > 0
+        # nobody was ever checked: the plan defers them all behind the checks a real run would queue first
+        for destination in ("mailchimp", "hubspot"):
+            assert {c for p in plans for c in p["destinations"][destination]["checks"]} == {"C1", "C2", "C3"}
+            assert not [c for p in plans for c in p["destinations"][destination]["contacts"]]
+            assert max(p["destinations"][destination]["estimated_calls"]["checks"] for p in plans) > 0
         assert {line["status"] for line in sync_log(runtime)} == {"dry_run"}
 
 

@@ -80,9 +80,11 @@ def test_hubspot_merge_and_observations_from_client_answers() -> None:
         "hubspot", "u4@example.com", "subscription", Outcome.COMPLIANCE, status="UNSUBSCRIBED"
     )
     observed = observe_hubspot(records, {"u4@example.com": unsubscribed})
-    assert observed["u1@example.com"] == Observation(True, "77", None)
+    # no status was read for u1: its record is known, whether it unsubscribed is not (not a check)
+    assert observed["u1@example.com"] == Observation(True, "77", None, checked=False)
     assert not observed["u2@example.com"].present and not observed["u3@example.com"].present
-    assert observed["u4@example.com"].status == "unsubscribed"
+    assert observed["u2@example.com"].checked  # no record: nothing there to have unsubscribed
+    assert observed["u4@example.com"].status == "unsubscribed" and observed["u4@example.com"].checked
     states = [known(i, "hubspot", status=None) for i in (1, 2, 3, 4)]
     result = reconcile("hubspot", states, observed, NOW)
     assert dict(result.findings) == {"merged": 1, "deleted": 2, "unsubscribed": 1}

@@ -18,6 +18,7 @@ from segflow.store.sync_state import InMemorySyncStateStore
 from segflow.sync import runlog
 from segflow.sync.reconcile import Observation
 from segflow.sync.runs import InMemoryRunLedger
+from segflow.sync.state import SyncState
 from segflow.sync.service import (
     PlanPorts,
     PlanRequest,
@@ -86,9 +87,12 @@ class World:
             ports, CONFIG, [Target(d, QUEUES[d]) for d in destinations], dry_run=dry_run, clock=self.clock
         )
         self.observed: dict[str, Observation] = {}
+        self.handed_over = 0
         self.workers = {
             d: WorkerService(
-                WorkerPorts(self.objects, self.items, self.states, self.runs, self.publisher),
+                WorkerPorts(
+                    self.objects, self.items, self.states, self.runs, self.publisher, Identities(self)
+                ),
                 d,
                 lambda config, d=d: self.destinations[d],
                 may_push=lambda v: v.get("eligible") is True and v.get("consent_status") != "opted_out",
@@ -100,7 +104,9 @@ class World:
             for d in ("mailchimp", "hubspot")
         }
 
-    def seed(self, *views: dict[str, Any]) -> None:
+    def seed(self, *views: dict[str, Any], checked: bool = True) -> None:
+        """Customers' items; `checked`: both destinations were already checked for them (what most tests
+        start from), so their first plan pushes them."""
         for full in views:
             for kind, names in ITEM_KINDS.items():
                 fields = {n: full[n] for n in names if n in full}
@@ -108,6 +114,21 @@ class World:
                     "customer_id": full["customer_id"],
                     **fields,
                 }
+            if checked:
+                checked_for = {"checked_email": full["email"], "checked_at": NOW.isoformat()}
+                self.states.put_states(
+                    [SyncState(full["customer_id"], d, version=1, **checked_for) for d in ("mailchimp", "hubspot")]
+                )
+
+    def hand_checked_to_planner(self) -> list[Any]:
+        """ContactsChecked events the workers published reach sync-plan (as the EventBridge rule does)."""
+        events = self.publisher.events[self.handed_over :]
+        self.handed_over = len(self.publisher.events)
+        return [
+            self.planner.handle({"id": f"checked-{self.handed_over}-{n}", **event})
+            for n, event in enumerate(events)
+            if event["detail-type"] == "ContactsChecked"
+        ]
 
     def consent(self, customer_id: str, **fields: Any) -> None:
         self.items.items[(customer_pk(customer_id), CONSENT)].update(fields)
@@ -134,6 +155,21 @@ class World:
         return json.loads(self.objects.get_bytes(runlog.log_key(run_id, destination)))
 
 
+class Identities:
+    """email -> customer id from the seeded profiles (what the audience scan resolves addresses with)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def resolve(self, kind: str, values: Any) -> dict[str, str]:
+        wanted = set(values)
+        return {
+            item["email"]: item["customer_id"]
+            for (_, item_kind), item in self.world.items.items.items()
+            if item_kind == PROFILE and item.get("email") in wanted
+        }
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return World(tmp_path)
@@ -142,9 +178,11 @@ def world(tmp_path: Path) -> World:
 def test_a_plan_queues_pointers_the_workers_apply_and_the_last_item_completes_the_run(world: World) -> None:
     world.seed(view(1, "Champions"), view(2, "At risk", "Big spenders"), view(3))
     planned = world.planner.handle(world.changed("c00001", "c00002", "c00003"))
+    # HubSpot waits for Mailchimp's answer to the creates (a forgotten address is told by nothing else)
     assert (
         planned.destinations["mailchimp"]["work_items"] == 1
-        and planned.destinations["hubspot"]["work_items"] == 1
+        and planned.destinations["hubspot"]["work_items"] == 0
+        and planned.destinations["hubspot"]["held"] == 3
     )
     assert not world.destinations["mailchimp"].calls  # planning calls no destination
     [pointer] = [WorkItemPointer.from_message(m) for m in world.queue.messages[QUEUES["mailchimp"]]]
@@ -154,9 +192,13 @@ def test_a_plan_queues_pointers_the_workers_apply_and_the_last_item_completes_th
     )
     assert runlog.config_from_json(world.objects.get_bytes(runlog.config_key(planned.run_id))) == CONFIG
 
-    for destination in ("mailchimp", "hubspot"):
-        [outcome] = world.deliver(destination)
-        assert outcome.complete and outcome.run_completed is not None
+    [outcome] = world.deliver("mailchimp")
+    assert outcome.complete and outcome.run_completed is not None
+    [replanned] = world.hand_checked_to_planner()  # the creates were answered: HubSpot's turn
+    assert replanned.trigger == f"ContactsChecked:{planned.run_id}" and replanned.customers == 3
+    assert replanned.destinations["hubspot"]["work_items"] == 1
+    [outcome] = world.deliver("hubspot")
+    assert outcome.complete and outcome.run_completed is not None
     assert world.destinations["mailchimp"].member_of("segflow - At risk") == {"user2@example.com"}
     assert set(world.destinations["hubspot"].members) == {
         "user1@example.com",
@@ -183,7 +225,7 @@ def test_a_plan_queues_pointers_the_workers_apply_and_the_last_item_completes_th
 def test_an_unchanged_second_plan_queues_nothing_and_logs_a_run_without_calls(world: World) -> None:
     world.seed(view(1, "Champions"), view(2))
     world.planner.handle(world.changed("c00001", "c00002"))
-    world.deliver("mailchimp"), world.deliver("hubspot")
+    world.deliver("mailchimp"), world.hand_checked_to_planner(), world.deliver("hubspot")
     calls = {d: len(dest.calls) for d, dest in world.destinations.items()}
 
     again = world.planner.handle(world.changed("c00001", "c00002"))
@@ -266,7 +308,10 @@ def test_retryable_contacts_fail_the_message_until_a_redelivery_finishes_them(wo
 def test_the_last_delivery_is_counted_so_the_run_completes_as_partial(world: World) -> None:
     world.seed(view(1))
     world.destinations["hubspot"].fail_upsert["user1@example.com"] = "retryable"
-    planned = world.planner.handle(world.changed("c00001"))
+    world.planner.handle(world.changed("c00001"))
+    world.deliver("mailchimp")
+    [planned] = world.hand_checked_to_planner()
+    world.publisher.events.clear()
     [message] = world.queue.take("hubspot")
     with pytest.raises(RetryLater):  # still failed: SQS moves it to the dead-letter queue
         world.workers["hubspot"].process(message, receive_count=5)
@@ -363,7 +408,7 @@ def test_consent_changed_plans_its_changed_customers_and_manifests_are_resolved(
     }
     planned = world.planner.handle(event)
     assert planned.customers == 1 and planned.trigger == "ConsentChanged:e1"
-    [message] = world.queue.take("hubspot")
+    [message] = world.queue.take("mailchimp")
     assert message["contacts"] == 1
     empty = {"id": "e2", "detail-type": "ConsentChanged", "source": "segflow.consent", "detail": {}}
     assert world.planner.handle(empty).destinations == {}
@@ -374,16 +419,19 @@ def test_consent_changed_plans_its_changed_customers_and_manifests_are_resolved(
 def test_a_message_for_another_destination_is_refused(world: World) -> None:
     world.seed(view(1))
     world.planner.handle(world.changed("c00001"))
-    [message] = world.queue.take("hubspot")
+    [message] = world.queue.take("mailchimp")
     with pytest.raises(ValueError):
-        world.workers["mailchimp"].process(message)
+        world.workers["hubspot"].process(message)
 
 
 def test_an_item_failing_on_its_last_delivery_still_completes_its_run(world: World) -> None:
     world.seed(view(1, "Champions"))
     destination = world.destinations["hubspot"]
     destination.raise_on, destination.error = "prepare", RuntimeError("boom")  # type: ignore[assignment]
-    planned = world.planner.handle(world.changed("c00001"))
+    world.planner.handle(world.changed("c00001"))
+    world.deliver("mailchimp")
+    [planned] = world.hand_checked_to_planner()
+    world.publisher.events.clear()
     [message] = world.queue.take("hubspot")
     with pytest.raises(RuntimeError):
         world.workers["hubspot"].process(message, receive_count=5)

@@ -35,7 +35,7 @@ world = World(Path(tempfile.mkdtemp()))
 world.planner.field_values = lambda v: personalise(compiled, v).mailchimp
 world.seed(view(1, "Champions"), view(2, "At risk"))
 world.planner.handle({"mode": "all", "reconcile": True})
-world.deliver("mailchimp"), world.deliver("hubspot")
+world.deliver("mailchimp"), world.hand_checked_to_planner(), world.deliver("hubspot")
 may_push(view(1))
 assert len(world.events("SyncCompleted")) == 2
 print(json.dumps(sorted(m for m in ("pandas", "numpy", "sklearn", "scipy") if m in sys.modules)))

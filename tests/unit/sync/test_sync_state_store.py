@@ -50,6 +50,8 @@ def state(i: int, **overrides: Any) -> SyncState:
         last_result={"outcome": "pushed", "at": "2026-11-01T00:00:00+00:00"},
         synced_at="2026-11-01T00:00:00+00:00",
         version=1,
+        checked_email=f"u{i}@example.com",  # what the plan's look before a first push reads
+        checked_at="2026-11-01T00:00:00+00:00",
     )
     return replace(base.with_fields({"FNAME": "Ann", "ORDERS": 2.5, "CITY": "", "N": 3}), **overrides)
 
@@ -61,6 +63,8 @@ def test_round_trip_keeps_values_exactly(store: Any) -> None:
     assert len(found) == 150 and found["c7"] == written[7]
     assert found["c7"].fields == {"FNAME": "Ann", "ORDERS": 2.5, "CITY": "", "N": 3}  # "" and floats survive
     assert store.get_states("hubspot", ["c7"]) == {}  # one item per destination
+    assert found["c7"].checked_email == "u7@example.com"
+    assert SyncState.from_dict(found["c7"].to_dict()) == found["c7"]
 
 
 def test_writes_are_conditional_on_the_version(store: Any) -> None:

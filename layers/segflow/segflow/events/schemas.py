@@ -191,11 +191,23 @@ class SyncCompleted(EventDetail):
     duration_s: float = Field(ge=0)
 
 
+class ContactsChecked(EventDetail):
+    """A sync worker read what its destination holds for contacts a plan deferred until then (or answered
+    their first create): sync-plan plans them again. Ids inline, one event per MAX_INLINE_IDS."""
+
+    detail_type: ClassVar[str] = "ContactsChecked"
+    source: ClassVar[str] = "segflow.sync"
+
+    run_id: str
+    destination: Literal["mailchimp", "hubspot"]
+    changed: CustomerSelection
+
+
 DETAIL_TYPES: dict[str, type[EventDetail]] = {
     cls.detail_type: cls
     for cls in (
         DataIngested, ProfilesScored, ModelTrained, ConsentChanged, ErasureRequested, ErasureCompleted,
-        CustomerActivity, SegmentsChanged, SyncCompleted,
+        CustomerActivity, SegmentsChanged, SyncCompleted, ContactsChecked,
     )
 }
 

@@ -43,6 +43,8 @@ def to_item(state: SyncState) -> dict[str, Any]:
         "destination_id": state.destination_id,
         "status": state.status,
         "synced_at": state.synced_at,
+        "checked_email": state.checked_email,
+        "checked_at": state.checked_at,
         "last_result_json": None
         if state.last_result is None
         else json.dumps(dict(state.last_result), default=str),
@@ -67,6 +69,8 @@ def from_item(item: dict[str, Any]) -> SyncState:
         last_result=json.loads(item["last_result_json"]) if item.get("last_result_json") else None,
         synced_at=item.get("synced_at"),
         version=int(version) if isinstance(version, (int, Decimal)) else 0,
+        checked_email=item.get("checked_email"),
+        checked_at=item.get("checked_at"),
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Protocol
 
 from segflow.events.schemas import (
     ConsentChanged,
+    ContactsChecked,
     CustomerSelection,
     SegmentsChanged,
     parse_detail,
@@ -33,6 +34,7 @@ from segflow.observability import logger
 from segflow.store.customers import CONSENT, PROFILE, SCORES, SEGMENTS, CustomerItemStore, merge_view
 from segflow.store.objects import ObjectStore
 from segflow.sync import runlog
+from segflow.sync.clearance import check_calls, clear
 from segflow.sync.desired import (
     DesiredContact,
     FieldValues,
@@ -161,6 +163,8 @@ class PlanRequest:
             elif isinstance(detail, ConsentChanged):
                 selection = detail.changed or CustomerSelection(count=0)
                 trigger = f"ConsentChanged:{event.get('id', '')}"
+            elif isinstance(detail, ContactsChecked):  # the contacts a run deferred, now checked
+                selection, trigger = detail.changed, f"ContactsChecked:{detail.run_id}"
             else:
                 raise ValueError(f"sync-plan does not handle {event.get('detail-type')!r} events")
             return cls(trigger, everyone=selection.everyone, selection=selection, seed=event.get("id"))
@@ -206,6 +210,7 @@ class _PlanBuilder:
         self.owners: dict[str, str] = {}
         self.known: list[SyncState] = []  # recorded states, for reconciliation
         self.unconfirmed = 0  # eligible contacts without a member that only an audience scan tells about
+        self.checks: dict[str, str] = {}  # customer id -> address to check before a first push
 
     def add(self, desired: Sequence[DesiredContact], states: Mapping[str, SyncState]) -> None:
         kept = []
@@ -277,17 +282,25 @@ class PlanService:
             found = self.ports.items.get(chunk, VIEW_ITEMS)
             views = [v for c in chunk if (v := view_of(c, found.get(c, {}))) is not None]
             values = [self._field_values(v) for v in views]  # once per view, for every destination
+            chunk_ids = [v["customer_id"] for v in views]
+            states_by = {d: self.ports.states.get_states(d, chunk_ids) for d in builders}
+            looked = clear(
+                views,
+                {d: [self._desired(v, d, f) for v, f in zip(views, values, strict=True)] for d in builders},
+                states_by,
+            )
             for destination, builder in builders.items():
-                states = self.ports.states.get_states(destination, [v["customer_id"] for v in views])
-                desired = [self._desired(v, destination, f) for v, f in zip(views, values, strict=True)]
+                states, desired = states_by[destination], looked.desired[destination]
                 builder.add(desired, states)
+                builder.held.update(looked.held[destination])
+                builder.checks.update(looked.checks[destination])
                 if request.reconcile:
                     builder.known.extend(states.values())
                     builder.unconfirmed += len(unconfirmed_to_scan(destination, desired, states))
         plans = {d: b.result() for d, b in builders.items()}
         queued: dict[str, dict[str, int]] = {}
         if self.dry_run:
-            self._dry_run(run_id, request, started, plans)
+            self._dry_run(run_id, request, started, plans, builders)
         else:
             queued = self._queue(run_id, request, started, plans, builders)
         for destination, the_plan in plans.items():
@@ -310,26 +323,45 @@ class PlanService:
             subscribable=self.subscribable,
         )
 
-    def _planned(self, the_plan: Plan) -> dict[str, Any]:
-        return {**the_plan.totals(), "estimated_calls": estimate_calls(the_plan)}
+    def _planned(self, the_plan: Plan, checks: int = 0) -> dict[str, Any]:
+        """Totals and call estimate, the checks queued ahead of deferred contacts' first push included."""
+        calls = estimate_calls(the_plan)
+        check = check_calls(the_plan.destination, checks)
+        return {
+            **the_plan.totals(),
+            "checks": checks,
+            "estimated_calls": {**calls, "checks": check, "total": calls["total"] + check},
+        }
 
     def _dry_run(
-        self, run_id: str, request: PlanRequest, started: datetime, plans: Mapping[str, Plan]
+        self,
+        run_id: str,
+        request: PlanRequest,
+        started: datetime,
+        plans: Mapping[str, Plan],
+        builders: Mapping[str, _PlanBuilder],
     ) -> None:
+        destinations = {}
+        for destination, the_plan in plans.items():
+            checks = builders[destination].checks
+            destinations[destination] = {
+                **render_plan(the_plan),
+                "estimated_calls": self._planned(the_plan, len(checks))["estimated_calls"],
+                "checks": sorted(checks),  # customer ids checked here before their first push
+            }
         document = {
             "run_id": run_id,
             "trigger": request.trigger,
             "dry_run": True,
             "planned_at": started.isoformat(),
-            "destinations": {d: render_plan(p) for d, p in plans.items()},
+            "destinations": destinations,
         }
         self.ports.objects.put_bytes(
             runlog.plan_key(run_id), json.dumps(document, sort_keys=True).encode(), "application/json"
         )
         for destination, the_plan in plans.items():
-            totals = RunTotals(
-                run_id, destination, request.trigger, started.isoformat(), 0, planned=self._planned(the_plan)
-            )
+            planned = self._planned(the_plan, len(builders[destination].checks))
+            totals = RunTotals(run_id, destination, request.trigger, started.isoformat(), 0, planned=planned)
             self._write_log(totals, dry_run=True)
 
     def _queue(
@@ -347,8 +379,8 @@ class PlanService:
         for destination, the_plan in plans.items():
             items = chunk_plan(the_plan, run_id)
             builder = builders[destination]
-            checks = self._reconcile_items(run_id, destination, builder.known, builder.unconfirmed)
-            planned = self._planned(the_plan)
+            checks = self._reconcile_items(run_id, destination, builder)
+            planned = self._planned(the_plan, len(builder.checks))
             summary[destination] = {"work_items": 0, "reconcile_items": 0}
             if not items and not checks:
                 self._write_log(
@@ -374,21 +406,32 @@ class PlanService:
             summary[destination] = {"work_items": len(items), "reconcile_items": len(checks)}
         return summary
 
-    def _reconcile_items(
-        self, run_id: str, destination: str, states: Sequence[SyncState], unconfirmed: int
-    ) -> list[str]:
+    def _reconcile_items(self, run_id: str, destination: str, builder: _PlanBuilder) -> list[str]:
         """Read-back messages (ahead of the work items, so corrections land before the pushes): the confirmed
         contacts, read one by one in chunks, and -- when the run has contacts without a member that only the
         audience can tell about (segflow.sync.reconcile) -- one scan of the audience's opt-outs, whatever
-        their number (a page of 1000 members per call, not a call per contact)."""
-        messages = [self._audience_scan_item(run_id, destination)] if unconfirmed else []
-        ids = sorted({s.customer_id for s in states if s.email and s.destination_id})
-        for chunk in _chunks(ids, RECONCILE_CONTACTS.get(destination, 100)):
+        their number (a page of 1000 members per call, not a call per contact).
+        Checks of deferred contacts (segflow.sync.clearance): in Mailchimp the scan then reads the whole
+        audience's opt-outs (an old opt-out of a new customer is older than any cursor) and marks the contacts
+        checked; in HubSpot they are read like confirmed contacts, by address, and marked checked."""
+        messages = []
+        if destination == MAILCHIMP and builder.checks:
+            messages.append(self._audience_scan_item(run_id, destination, builder.checks))
+        elif builder.unconfirmed:
+            messages.append(self._audience_scan_item(run_id, destination))
+        checked = builder.checks if destination != MAILCHIMP else {}
+        ids = sorted({s.customer_id for s in builder.known if s.email and s.destination_id} - set(checked))
+        size = RECONCILE_CONTACTS.get(destination, 100)
+        payloads: list[dict[str, Any]] = [{"customer_ids": list(chunk)} for chunk in _chunks(ids, size)]
+        payloads += [
+            {"customer_ids": list(chunk), "check": {c: checked[c] for c in chunk}}
+            for chunk in _chunks(sorted(checked), size)
+        ]
+        for payload in payloads:
+            chunk = payload["customer_ids"]
             item_id = hashlib.sha256(json.dumps([run_id, destination, list(chunk)]).encode()).hexdigest()[:32]
             key = runlog.reconcile_key(run_id, destination, item_id)
-            self.ports.objects.put_bytes(
-                key, json.dumps({"customer_ids": list(chunk)}).encode(), "application/json"
-            )
+            self.ports.objects.put_bytes(key, json.dumps(payload).encode(), "application/json")
             messages.append(
                 json.dumps(
                     {
@@ -405,20 +448,26 @@ class PlanService:
             )
         return messages
 
-    def _audience_scan_item(self, run_id: str, destination: str) -> str:
-        """The scan needs no payload: the worker pages the audience from its stored cursor."""
+    def _audience_scan_item(
+        self, run_id: str, destination: str, checks: Mapping[str, str] | None = None
+    ) -> str:
+        """A nightly scan needs no payload: the worker pages the audience from its stored cursor. A scan that
+        checks deferred contacts reads every opt-out (`full`) and names them in a payload to mark."""
         item_id = hashlib.sha256(json.dumps([run_id, destination, SCAN_AUDIENCE]).encode()).hexdigest()[:32]
-        return json.dumps(
-            {
-                "kind": "reconcile",
-                "scope": SCAN_AUDIENCE,
-                "work_item_id": item_id,
-                "run_id": run_id,
-                "destination": destination,
-                "contacts": 0,
-            },
-            sort_keys=True,
-        )
+        message: dict[str, Any] = {
+            "kind": "reconcile",
+            "scope": SCAN_AUDIENCE,
+            "work_item_id": item_id,
+            "run_id": run_id,
+            "destination": destination,
+            "contacts": len(checks or {}),
+        }
+        if checks:
+            key = runlog.reconcile_key(run_id, destination, f"{item_id}-checks")
+            payload = json.dumps({"check": dict(checks)}).encode()
+            self.ports.objects.put_bytes(key, payload, "application/json")
+            message.update(full=True, bucket=self.ports.objects.bucket, key=key)
+        return json.dumps(message, sort_keys=True)
 
     def _write_log(self, totals: RunTotals, dry_run: bool = False) -> None:
         line = runlog.log_line(totals, self.clock(), dry_run=dry_run)

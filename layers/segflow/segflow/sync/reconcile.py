@@ -51,6 +51,7 @@ class Observation:
     present: bool
     destination_id: str | None = None
     status: str | None = None  # lower-cased destination status; None when the destination did not say
+    checked: bool = True  # False: part of the read failed (a HubSpot status read), so nothing is known
 
 
 def observe_mailchimp(members: Mapping[str, Mapping[str, Any] | None]) -> dict[str, Observation]:
@@ -79,7 +80,10 @@ def observe_hubspot(
             continue
         found = (subscriptions or {}).get(key)
         unsubscribed = found is not None and found.outcome == Outcome.COMPLIANCE
-        observed[key] = Observation(True, str(record.get("id")), "unsubscribed" if unsubscribed else None)
+        read = found is not None and found.outcome != Outcome.FAILED
+        observed[key] = Observation(
+            True, str(record.get("id")), "unsubscribed" if unsubscribed else None, checked=read
+        )
     return observed
 
 
@@ -121,6 +125,40 @@ def unconfirmed_to_scan(
         for d in desired
         if d.eligible and d.email and not d.subscribe_if_new and unconfirmed(states.get(d.customer_id))
     ]
+
+
+def confirmed_elsewhere(state: SyncState | None, email: str) -> bool:
+    """The destination holds the contact under another address than the one to check."""
+    return state is not None and bool(state.email) and state.email != email and not unconfirmed(state)
+
+
+def mark_checked(
+    destination: str,
+    checks: Mapping[str, str],
+    states: Mapping[str, SyncState],
+    corrections: Iterable[SyncState],
+    observations: Mapping[str, Observation],
+    now: datetime,
+) -> tuple[list[SyncState], list[tuple[str, str]]]:
+    """After a check read: the states to write (the corrections found, and a checked marker on every contact
+    the destination answered for -- `checks` maps customer id -> the address read) and the opt-outs to publish
+    that `reconcile` cannot see: an opted-out new address of a contact the destination holds under its old
+    one (the state describes the old member, so it is not marked; the ledger's opt-out ends the wait)."""
+    out = {s.customer_id: s for s in corrections}
+    opt_outs: list[tuple[str, str]] = []
+    for customer_id, email in checks.items():
+        seen = observations.get(email)
+        if seen is None or not seen.checked:
+            continue  # not answered: the contact stays unchecked
+        state = out.get(customer_id) or states.get(customer_id)
+        if confirmed_elsewhere(state, email) and seen.present and seen.status in OPT_OUT_STATUSES:
+            opt_outs.append((customer_id, email))
+            continue
+        base = out.get(customer_id) or replace(
+            state or empty_state(customer_id, destination), version=(state.version if state else 0) + 1
+        )  # a correction already carries the next version
+        out[customer_id] = replace(base, checked_email=email, checked_at=now.isoformat())
+    return list(out.values()), opt_outs
 
 
 @dataclass

@@ -23,13 +23,20 @@ from typing import Any, Protocol
 
 from segflow.destinations.mailchimp_models import MemberPage
 from segflow.events.bus import EventPublisher
-from segflow.events.schemas import ConsentInput, SyncCompleted
+from segflow.events.schemas import (
+    MAX_INLINE_IDS,
+    ConsentInput,
+    ContactsChecked,
+    CustomerSelection,
+    SyncCompleted,
+)
 from segflow.observability import logger
 from segflow.store.customers import PROFILE, CustomerItemStore
 from segflow.store.objects import ObjectStore
 from segflow.sync import runlog
 from segflow.sync.adapters import DestinationAdapter
 from segflow.sync.applier import OUTCOME_ORDER, ApplyReport, apply
+from segflow.sync.clearance import checked
 from segflow.sync.desired import SyncConfig
 from segflow.sync.guards import PushCheck, SubscribeCheck, guard_from_views
 from segflow.sync.limits import MAILCHIMP
@@ -61,13 +68,17 @@ from segflow.sync.reconcile import (
     Observation,
     ScanProgress,
     ScanTally,
+    confirmed_elsewhere,
     emails_to_read,
+    mark_checked,
     match_scanned,
     observe_hubspot,
     observe_mailchimp,
     reconcile,
+    unconfirmed,
 )
 from segflow.sync.runs import RunLedger, RunTotals
+from segflow.sync.state import SyncState, empty_state
 from segflow.sync.workitems import WorkItem, WorkItemPointer, WorkItemStore
 
 # ---- sync-mailchimp / sync-hubspot ----------------------------------------------------------------------
@@ -236,6 +247,7 @@ class WorkerService:
                 current, self.adapter(item.run_id), self.ports.states, guard, suppressions, self.now()
             )
             self._publish_opt_outs([(s.customer_id, s.email) for s in suppressions.recorded])
+            self._announce_created(current)
         record = self._item_record(item, report, previous, superseded, len(suppressions.recorded))
         self.ports.objects.put_bytes(
             runlog.history_key(item.run_id, item.destination, item.work_item_id),
@@ -244,6 +256,17 @@ class WorkerService:
         )
         complete = report is None or report.complete
         return ItemOutcome(item.work_item_id, item.run_id, "apply", complete, False, record)
+
+    def _announce_created(self, item: WorkItem) -> None:
+        """Mailchimp answered these first creates (a member, or a refusal such as a forgotten address, which
+        nothing but a create tells): the other destinations' pushes waited for it (segflow.sync.clearance)."""
+        created = {c.customer_id: c.email for c in item.contacts if c.action == "create"}
+        if self.destination != MAILCHIMP or not created:
+            return
+        states = self.ports.states.get_states(self.destination, list(created))
+        self._publish_checked(
+            item.run_id, sorted(c for c, e in created.items() if checked(self.destination, states.get(c), e))
+        )
 
     def _history(self, item: WorkItem, receive_count: int) -> dict[str, Any]:
         """The previous attempts' record; none on a first delivery. Without s3:ListBucket a missing object
@@ -301,18 +324,28 @@ class WorkerService:
         if message.get("scope") == SCAN_AUDIENCE:
             return self._scan_audience(message, receive_count)
         run_id, item_id = str(message["run_id"]), str(message["work_item_id"])
-        ids = json.loads(self.ports.objects.get_bytes(str(message["key"])))["customer_ids"]
-        states = list(self.ports.states.get_states(self.destination, ids).values())
-        emails = emails_to_read(states)
+        payload = json.loads(self.ports.objects.get_bytes(str(message["key"])))
+        ids = payload["customer_ids"]
+        # deferred contacts: read by the address to check, whatever is recorded
+        checks = {str(c): str(e) for c, e in (payload.get("check") or {}).items()}
+        recorded = self.ports.states.get_states(self.destination, ids)
+        states = [self._to_check(c, recorded.get(c), checks[c]) for c in checks] + [
+            s for c, s in recorded.items() if c not in checks
+        ]
+        emails = sorted(set(emails_to_read(states)) | set(checks.values()))
         adapter = self.adapter(run_id)
         before = adapter.stats()
-        found = reconcile(
-            self.destination, states, self.read_back(adapter, emails) if emails else {}, self.now()
+        observed = self.read_back(adapter, emails) if emails else {}
+        found = reconcile(self.destination, states, observed, self.now())
+        writes, moved_opt_outs = mark_checked(
+            self.destination, checks, recorded, found.corrections, observed, self.now()
         )
         # Opt-outs first: a state written without its opt-out published would hide the finding from the
         # next read-back, and the opt-out would be lost. The other way round, a retry publishes it again.
-        self._publish_opt_outs([(o["customer_id"], o["email"]) for o in found.opt_outs])
-        conflicts = self.ports.states.put_states(found.corrections)
+        self._publish_opt_outs([(o["customer_id"], o["email"]) for o in found.opt_outs] + moved_opt_outs)
+        conflicts = self.ports.states.put_states(writes)
+        marked = self._marked(writes, checks, conflicts)
+        self._publish_checked(run_id, marked)
         stats = adapter.stats() - before
         record = {
             "kind": "reconcile",
@@ -322,6 +355,8 @@ class WorkerService:
             "contacts": len(ids),
             "read": len(emails),
             **found.to_record(),
+            "opt_outs": len(found.opt_outs) + len(moved_opt_outs),
+            "checked": len(marked),
             "state_conflicts": len(conflicts),
             "attempt_totals": {
                 "api_calls": stats.calls,
@@ -331,6 +366,25 @@ class WorkerService:
             },
         }
         return self._reconciled(record)
+
+    def _to_check(self, customer_id: str, state: SyncState | None, email: str) -> SyncState:
+        """The state to reconcile a checked address against: a contact without a member there is read under
+        the address to check (as an audience scan match is), one with a member under its recorded address."""
+        if state is not None and not unconfirmed(state):
+            return state
+        return replace(state or empty_state(customer_id, self.destination), email=email)
+
+    @staticmethod
+    def _marked(
+        writes: Sequence[SyncState], checks: Mapping[str, str], conflicts: Sequence[str]
+    ) -> list[str]:
+        """The checked contacts whose marker was written (a lost version race: planned again later)."""
+        lost = set(conflicts)
+        return sorted(
+            s.customer_id
+            for s in writes
+            if s.checked_email == checks.get(s.customer_id) and s.customer_id not in lost
+        )
 
     def _reconciled(self, record: dict[str, Any]) -> ItemOutcome:
         item_id, run_id = str(record["work_item_id"]), str(record["run_id"])
@@ -356,8 +410,9 @@ class WorkerService:
         audience = self.audience(adapter)
         cursor_key = scan_cursor_key(self.destination, audience.audience_id)
         progress_key = runlog.reconcile_key(run_id, self.destination, item_id)
+        full = bool(message.get("full"))  # a check of deferred contacts: every opt-out, whatever its age
         progress = (self._scan_progress(progress_key) if receive_count > 1 else None) or ScanProgress(
-            since=self._scan_cursor(cursor_key), started=self.clock()
+            since=None if full else self._scan_cursor(cursor_key), started=self.clock()
         )
         before = adapter.stats()
         for status in SCAN_STATUSES[SCAN_STATUSES.index(progress.status) :]:
@@ -366,9 +421,14 @@ class WorkerService:
                 self._learn_from_page(page, progress.tally)
                 progress.page_done(status, page.offset + len(page.members), page.total_items)
                 self.ports.objects.put_bytes(progress_key, progress.to_json().encode(), "application/json")
+        checked_ids: list[str] = []
         if progress.settled:
             cursor = {"since_last_changed": progress.next_since().isoformat(), "run_id": run_id}
             self.ports.objects.put_bytes(cursor_key, json.dumps(cursor, sort_keys=True).encode(), "application/json")
+            if message.get("key"):
+                checks = json.loads(self.ports.objects.get_bytes(str(message["key"])))["check"]
+                checks = {str(c): str(e) for c, e in checks.items()}
+                checked_ids = self._mark_scanned(run_id, adapter, checks)
         stats, tally = adapter.stats() - before, progress.tally
         record = {
             "kind": "reconcile",
@@ -387,6 +447,7 @@ class WorkerService:
             "state_conflicts": tally.conflicts,
             "since_last_changed": None if progress.since is None else progress.since.isoformat(),
             "settled": progress.settled,
+            "checked": len(checked_ids),
             "attempt_totals": {  # this delivery's calls
                 "api_calls": stats.calls,
                 "retries": stats.retries,
@@ -399,6 +460,25 @@ class WorkerService:
             extra={k: record[k] for k in ("run_id", "read", "pages", "unmatched", "known", "opt_outs", "settled")},
         )
         return self._reconciled(record)
+
+    def _mark_scanned(self, run_id: str, adapter: DestinationAdapter, checks: Mapping[str, str]) -> list[str]:
+        """After a full, settled scan: the deferred contacts are checked (the scan recorded the opt-outs among
+        them). A contact held under another address is not covered by the scan's matches: its new address
+        is read member by member. Returns the customer ids marked, announced to sync-plan."""
+        marked: list[str] = []
+        ids = sorted(checks)
+        for start in range(0, len(ids), RECONCILE_CONTACTS[MAILCHIMP]):
+            chunk = {c: checks[c] for c in ids[start : start + RECONCILE_CONTACTS[MAILCHIMP]]}
+            states = self.ports.states.get_states(self.destination, list(chunk))
+            moved = sorted({e for c, e in chunk.items() if confirmed_elsewhere(states.get(c), e)})
+            observed = {e: Observation(False) for e in chunk.values()}  # the scan answered for these
+            observed.update(self.read_back(adapter, moved) if moved else {})
+            writes, opt_outs = mark_checked(self.destination, chunk, states, [], observed, self.now())
+            self._publish_opt_outs(opt_outs)
+            conflicts = self.ports.states.put_states(writes)
+            marked += self._marked(writes, chunk, conflicts)
+        self._publish_checked(run_id, marked)
+        return marked
 
     def _learn_from_page(self, page: MemberPage, tally: ScanTally) -> None:
         """Opt-outs are published before the states are written: a delivery cut off in between publishes
@@ -473,6 +553,22 @@ class WorkerService:
                     records=records[start : start + MAX_CONSENT_RECORDS], reason="destination_refusal"
                 )
                 for start in range(0, len(records), MAX_CONSENT_RECORDS)
+            ]
+        )
+
+    def _publish_checked(self, run_id: str, customer_ids: Sequence[str]) -> None:
+        """ContactsChecked for sync-plan (an EventBridge rule), MAX_INLINE_IDS ids an event."""
+        if not customer_ids:
+            return
+        self.ports.publisher.publish(
+            [
+                ContactsChecked(
+                    run_id=run_id,
+                    destination=self.destination,  # type: ignore[arg-type]
+                    changed=CustomerSelection(count=len(chunk), customer_ids=list(chunk)),
+                )
+                for start in range(0, len(customer_ids), MAX_INLINE_IDS)
+                for chunk in [customer_ids[start : start + MAX_INLINE_IDS]]
             ]
         )
 

@@ -42,6 +42,10 @@ class SyncState:
     last_result: Mapping[str, Any] | None = None
     synced_at: str | None = None
     version: int = 0  # optimistic locking of the DynamoDB item
+    # The address segflow last read this contact's status for in the destination, and when (HubSpot: records
+    # and subscription status; Mailchimp: an audience scan of its opt-outs). A first push waits for it.
+    checked_email: str | None = None
+    checked_at: str | None = None
 
     @property
     def known(self) -> bool:
@@ -81,6 +85,8 @@ class SyncState:
             "last_result": dict(self.last_result) if self.last_result is not None else None,
             "synced_at": self.synced_at,
             "version": self.version,
+            "checked_email": self.checked_email,
+            "checked_at": self.checked_at,
         }
 
     @classmethod
@@ -99,6 +105,8 @@ class SyncState:
             last_result=data.get("last_result"),
             synced_at=data.get("synced_at"),
             version=int(data.get("version") or 0),
+            checked_email=data.get("checked_email"),
+            checked_at=data.get("checked_at"),
         )
 
 
