@@ -1,6 +1,7 @@
-"""sync-plan: SegmentsChanged, ConsentChanged (segflow.consent) and the nightly {"mode": "all", "reconcile":
-true} -> desired state per destination, diffed against the last synced state, work items under
-sync/<run_id>/ and one SQS message per item (SYNC_DRY_RUN: the plan in sync/<run_id>/plan.json, no messages).
+"""sync-plan: SegmentsChanged, ConsentChanged (segflow.consent), ContactsChecked (segflow.sync: contacts a plan
+deferred until every destination was checked) and the nightly {"mode": "all", "reconcile": true} -> desired
+state per destination, diffed against the last synced state, work items under sync/<run_id>/ and one SQS
+message per item (SYNC_DRY_RUN: the plan in sync/<run_id>/plan.json, no messages).
 
 Holds no destination credentials. A destination is planned only when configured: its queue, and for
 Mailchimp the audience (MAILCHIMP_LIST_ID). No pandas, numpy or scikit-learn here.

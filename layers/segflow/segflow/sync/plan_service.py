@@ -1,11 +1,14 @@
 """sync-plan's application layer: PlanService.
 
-On SegmentsChanged, ConsentChanged (segflow.consent) or the nightly {"mode": "all", "reconcile": true}: loads
-the views of the changed customers (or everyone's), builds each configured destination's desired state, diffs
-it against the recorded SyncState, cuts the plan into work items stored under sync/<run_id>/, records the run
-(how many items per destination) and queues one pointer message per item. A nightly run also queues read-back
-items (reconciliation) ahead of the work. A dry run writes the exact plan to sync/<run_id>/plan.json and queues
-nothing. Runs with nothing to do leave only their sync-log line.
+On SegmentsChanged, ConsentChanged (segflow.consent), ContactsChecked (segflow.sync) or the nightly
+{"mode": "all", "reconcile": true}: loads the views of the changed customers (or everyone's), builds each
+configured destination's desired state, looks at what every destination told about each contact
+(segflow.sync.clearance: an observed opt-out anywhere withholds it everywhere; a contact not yet checked in
+every destination is deferred behind check items), diffs it against the recorded SyncState, cuts the plan into
+work items stored under sync/<run_id>/, records the run (how many items per destination) and queues one pointer
+message per item. Check and read-back items (reconciliation) go ahead of the work. A dry run writes the exact
+plan (deferred contacts and checks included) to sync/<run_id>/plan.json and queues nothing. Runs with nothing
+to do leave only their sync-log line.
 
 Kept apart from the workers (segflow.sync.service) so the sync-plan function never imports the API clients.
 """

@@ -7,7 +7,9 @@ worker finishing a run's last item writes the sync-log line and publishes SyncCo
 contacts left to retry raises RetryLater (SQS redelivers it); on its last delivery it is counted as
 unfinished first, so the run still completes (the next plan picks those contacts up again).
 Read-back items (reconciliation) are handled here too: contacts read one by one, or one scan of the Mailchimp
-audience's opt-outs (see `_scan_audience`). The plan side lives in segflow.sync.plan_service (re-exported here
+audience's opt-outs (see `_scan_audience`). Check items of contacts a plan deferred are read-backs that also
+mark the contacts checked; the worker announces them (ContactsChecked) so sync-plan plans them again, as it
+does for Mailchimp's answers to first creates (segflow.sync.clearance). The plan side lives in segflow.sync.plan_service (re-exported here
 for callers that want both). S3 layout and run ids: segflow.sync.runlog.
 """
 
