@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,7 @@ from segflow.events.bus import InMemoryPublisher
 from segflow.ingest.drop import DropRef
 from segflow.ingest.service import IngestService
 from segflow.scoring.service import ScoreService, TrainService, latest_models
-from segflow.store.customers import SCORES, InMemoryCustomerItems
+from segflow.store.customers import InMemoryCustomerItems
 from segflow.store.objects import LocalObjectStore
 from segflow.store.profiles import InMemoryProfileStore
 from segflow_local.generate import generate_dataset
