@@ -10,7 +10,7 @@ TOOLS_VENV := .venv-tools
 CHECKOV := $(TOOLS_VENV)/bin/checkov
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast pytest check lint-template build sizes coldstart bench bench-quick lock clean
+.PHONY: setup demo test test-fast pytest check lint-code lint-template build sizes coldstart bench bench-quick lock clean
 
 setup: $(STAMP)
 
@@ -49,7 +49,11 @@ lint-template: setup $(SAM) $(CHECKOV)
 coldstart: setup
 	$(PY) bench/bench_coldstart.py --repeats 1
 
-check: lint-template sizes coldstart
+## Python errors ruff finds without running anything (undefined names, unused imports, syntax).
+lint-code: setup
+	$(VENV)/bin/ruff check layers functions infra bench tests
+
+check: lint-code lint-template sizes coldstart
 
 test-fast: setup
 	$(PY) -m pytest -q -x -m "not slow"

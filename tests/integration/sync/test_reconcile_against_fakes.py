@@ -88,7 +88,6 @@ def test_hubspot_unsubscribes_deletions_and_merges(harness: SyncHarness) -> None
                 hs_list.members.pop(contact.id, None)
     merged_id = fake.add_contact("user3@example.com")
     states = harness.store.all_states("hubspot")
-    client = harness.adapters["hubspot"].client
     emails = emails_to_read(states.values())
     fake.reset_observations()
     result = reconcile("hubspot", states.values(), read_back(harness.adapters["hubspot"], emails), NOW)
