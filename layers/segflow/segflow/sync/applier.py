@@ -46,7 +46,7 @@ from segflow.sync.adapters import (
     UpsertRequest,
     change_each,
 )
-from segflow.sync.desired import DesiredContact, Membership
+from segflow.sync.desired import DesiredContact, Membership, withheld
 from segflow.sync.planner import ContactPlan, plan_contact
 from segflow.sync.ports import Guard, SuppressionSink, SyncStateStore
 from segflow.sync.state import GONE_STATUSES, SyncState, empty_state
@@ -195,18 +195,6 @@ class _Contact:
         return self.wrote or self.corrected or self.blocked or self.compliance or self.error_code is not None
 
 
-def ineligible(desired: DesiredContact) -> DesiredContact:
-    return replace(
-        desired,
-        fields={},
-        tags=frozenset(),
-        segments=frozenset(),
-        lists=frozenset(),
-        subscribe_if_new=False,
-        eligible=False,
-    )
-
-
 def _allowed(guard: Guard, desired: DesiredContact) -> bool:
     try:
         return guard(desired) is True
@@ -264,7 +252,7 @@ class _Run:
         """The guard said no: from now on only reductions (removals, unsubscribe) for this contact."""
         contact.blocked = True
         contact.upsert_ok = False
-        reduced = plan_contact(ineligible(contact.plan.desired), contact.current_state())
+        reduced = plan_contact(withheld(contact.plan.desired), contact.current_state())
         contact.plan = replace(
             contact.plan,
             action="none",

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from segflow.sync.desired import DesiredContact
+from segflow.sync.desired import DesiredContact, withheld
 from segflow.sync.limits import MAILCHIMP, ceil_div
 from segflow.sync.planner import ContactPlan, plan_contact
 from segflow.sync.reconcile import SCAN_STATUSES
@@ -80,19 +80,6 @@ def checked(destination: str, state: SyncState | None, email: str) -> bool:
     if (state.status or "") in OBSERVED_OPT_OUTS:  # a refusal or a read-back finding: an answer
         return True
     return destination == MAILCHIMP and (state.destination_id is not None or state.status is not None)
-
-
-def withheld(desired: DesiredContact) -> DesiredContact:
-    """The contact as if ineligible: nothing pushed, segflow's own memberships removed."""
-    return replace(
-        desired,
-        fields={},
-        tags=frozenset(),
-        segments=frozenset(),
-        lists=frozenset(),
-        subscribe_if_new=False,
-        eligible=False,
-    )
 
 
 def pushes(contact: ContactPlan) -> bool:

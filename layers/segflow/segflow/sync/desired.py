@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -319,3 +319,16 @@ def _as_date(raw: Any) -> date | None:
         return datetime.fromisoformat(str(raw)).date()
     except ValueError:
         return None
+
+
+def withheld(desired: DesiredContact) -> DesiredContact:
+    """The contact as if ineligible: nothing pushed, segflow's own tags, segments and lists removed."""
+    return replace(
+        desired,
+        fields={},
+        tags=frozenset(),
+        segments=frozenset(),
+        lists=frozenset(),
+        subscribe_if_new=False,
+        eligible=False,
+    )
