@@ -224,3 +224,13 @@ def test_cdnow_rfm_matches_an_independent_computation(cdnow_orders: pd.DataFrame
     assert (rfm["recency_days"] == expected["recency_days"]).all()
     assert (rfm["frequency"] == expected["frequency"]).all()
     np.testing.assert_allclose(rfm["monetary"], expected["monetary"], rtol=1e-12, atol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["o1", "o2", "o3", "o10", ""])), max_size=30))
+def test_the_last_row_of_each_order_id_is_kept_and_rows_without_one_always(ids: list[str | None]) -> None:
+    from segflow.scoring.orders import _latest_row_per_order
+
+    last = {order_id: i for i, order_id in enumerate(ids) if order_id is not None}
+    expected = [order_id is None or last[order_id] == i for i, order_id in enumerate(ids)]
+    assert _latest_row_per_order(np.array(ids, dtype=object)).tolist() == expected

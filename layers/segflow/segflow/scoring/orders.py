@@ -108,24 +108,13 @@ def prepare_orders(orders: pd.DataFrame | None, as_of: datetime | str | pd.Times
 
 
 def _latest_row_per_order(order_ids: np.ndarray) -> np.ndarray:
-    """True on the last row of each order_id (later rows supersede earlier ones).
-
-    Python's cached str hash plus an integer sort is much cheaper than a string hash table over every
-    row; only rows whose hash is shared (true duplicates and rare collisions) are compared exactly.
-    """
-    hashes = np.fromiter(map(hash, order_ids), dtype=np.int64, count=len(order_ids))
-    ordered = np.sort(hashes)
-    shared = ordered[1:][ordered[1:] == ordered[:-1]]
-    latest = np.ones(len(order_ids), dtype=bool)
-    if len(shared) == 0:
-        return latest
-    candidates = np.flatnonzero(pd.Index(np.unique(shared)).get_indexer(hashes) >= 0)
-    codes, uniques = pd.factorize(order_ids[candidates])
-    has_id = codes >= 0  # a row without order_id cannot be a duplicate of anything
-    last_position = np.full(len(uniques), -1, dtype=np.int64)
-    np.maximum.at(last_position, codes[has_id], candidates[has_id])
-    latest[candidates[has_id]] = False
-    latest[last_position] = True
+    """True on the last row of each order_id (later rows supersede earlier ones); a row without an
+    order_id is a duplicate of nothing. pandas' hash table finds the duplicates in C."""
+    ids = pd.Index(order_ids, dtype=object)
+    latest = ~ids.duplicated(keep="last")
+    missing = ids.isna()
+    if missing.any():
+        latest |= missing
     return latest
 
 
