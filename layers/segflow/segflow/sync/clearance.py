@@ -27,10 +27,8 @@ from segflow.sync.desired import DesiredContact, withheld
 from segflow.sync.limits import MAILCHIMP, ceil_div
 from segflow.sync.planner import ContactPlan, plan_contact
 from segflow.sync.reconcile import SCAN_STATUSES
-from segflow.sync.state import SyncState
+from segflow.sync.state import OBSERVED_OPT_OUTS, SyncState
 
-# Destination statuses that are a person's (or the destination's consent) refusal, not a mere deletion.
-OBSERVED_OPT_OUTS = frozenset({"unsubscribed", "cleaned", "compliance", "forgotten"})
 NOTE_AWAITING_CHECK = "awaiting_check"  # deferred until every destination was checked
 NOTE_AWAITING_CREATE = "awaiting_mailchimp_create"  # HubSpot waits for Mailchimp's answer to a create
 HUBSPOT_READ_BATCH = 100  # addresses per HubSpot batch read (records, subscription statuses)

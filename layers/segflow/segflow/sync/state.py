@@ -10,11 +10,11 @@ from typing import Any
 
 from segflow.sync.desired import Membership, split_memberships
 
-# Destination statuses (lower-cased) under which segflow writes nothing but removals: the destination or
-# the person said no, or the contact is gone. "compliance" is a refusal whose exact state was not told.
-BLOCKING_STATUSES = frozenset(
-    {"unsubscribed", "cleaned", "forgotten", "archived", "deleted", "compliance", "blocklisted"}
-)
+# Destination statuses (lower-cased) that are the person's (or the destination's consent) refusal, not a
+# mere deletion. "compliance" is a refusal whose exact state was not told.
+OBSERVED_OPT_OUTS = frozenset({"unsubscribed", "cleaned", "compliance", "forgotten"})
+# ... and those under which segflow writes nothing but removals: a refusal, or the contact is gone.
+BLOCKING_STATUSES = OBSERVED_OPT_OUTS | {"archived", "deleted", "blocklisted"}
 # ... and under which there is no member left to remove from anything.
 GONE_STATUSES = frozenset({"forgotten", "deleted", "blocklisted"})
 
