@@ -63,6 +63,10 @@ class CallStats:
     def __sub__(self, other: CallStats) -> CallStats:
         return CallStats(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
+    def counters(self) -> dict[str, int]:
+        """The counts sync history records keep (the duration is kept apart, in its own unit)."""
+        return {"api_calls": self.calls, "retries": self.retries, "throttled": self.throttled, "errors": self.errors}
+
 
 class StatsRecorder:
     """Thread-safe accumulation of CallStats; `snapshot()` before and after a step gives its delta."""

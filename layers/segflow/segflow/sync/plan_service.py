@@ -20,7 +20,7 @@ import hashlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Protocol
@@ -49,7 +49,7 @@ from segflow.sync.desired import (
 )
 from segflow.sync.dryrun import render_plan
 from segflow.sync.limits import MAILCHIMP
-from segflow.sync.planner import NOTE_DUPLICATE_EMAIL, Plan, estimate_calls, plan
+from segflow.sync.planner import NOTE_DUPLICATE_EMAIL, Plan, chunks, estimate_calls, plan
 from segflow.sync.ports import SyncStateStore
 from segflow.sync.reconcile import unconfirmed_to_scan
 from segflow.sync.runs import RunLedger, RunTotals
@@ -123,11 +123,6 @@ def view_of(customer_id: str, items: Mapping[str, Mapping[str, Any]]) -> dict[st
     view = merge_view(items)
     view.setdefault("customer_id", customer_id)
     return view
-
-
-def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 # ---- sync-plan -----------------------------------------------------------------------------------------
@@ -281,7 +276,7 @@ class PlanService:
         if not ids:
             return outcome
         builders = {t.destination: _PlanBuilder(t.destination) for t in self.targets}
-        for chunk in _chunks(ids, self.chunk_customers):
+        for chunk in chunks(ids, self.chunk_customers):
             found = self.ports.items.get(chunk, VIEW_ITEMS)
             views = [v for c in chunk if (v := view_of(c, found.get(c, {}))) is not None]
             values = [self._field_values(v) for v in views]  # once per view, for every destination
@@ -344,14 +339,15 @@ class PlanService:
         plans: Mapping[str, Plan],
         builders: Mapping[str, _PlanBuilder],
     ) -> None:
-        destinations = {}
-        for destination, the_plan in plans.items():
-            checks = builders[destination].checks
-            destinations[destination] = {
+        planned = {d: self._planned(p, len(builders[d].checks)) for d, p in plans.items()}
+        destinations = {
+            destination: {
                 **render_plan(the_plan),
-                "estimated_calls": self._planned(the_plan, len(checks))["estimated_calls"],
-                "checks": sorted(checks),  # customer ids checked here before their first push
+                "estimated_calls": planned[destination]["estimated_calls"],
+                "checks": sorted(builders[destination].checks),  # checked here before their first push
             }
+            for destination, the_plan in plans.items()
+        }
         document = {
             "run_id": run_id,
             "trigger": request.trigger,
@@ -362,9 +358,10 @@ class PlanService:
         self.ports.objects.put_bytes(
             runlog.plan_key(run_id), json.dumps(document, sort_keys=True).encode(), "application/json"
         )
-        for destination, the_plan in plans.items():
-            planned = self._planned(the_plan, len(builders[destination].checks))
-            totals = RunTotals(run_id, destination, request.trigger, started.isoformat(), 0, planned=planned)
+        for destination in plans:
+            totals = RunTotals(
+                run_id, destination, request.trigger, started.isoformat(), 0, planned=planned[destination]
+            )
             self._write_log(totals, dry_run=True)
 
     def _queue(
@@ -425,10 +422,10 @@ class PlanService:
         checked = builder.checks if destination != MAILCHIMP else {}
         ids = sorted({s.customer_id for s in builder.known if s.email and s.destination_id} - set(checked))
         size = RECONCILE_CONTACTS.get(destination, 100)
-        payloads: list[dict[str, Any]] = [{"customer_ids": list(chunk)} for chunk in _chunks(ids, size)]
+        payloads: list[dict[str, Any]] = [{"customer_ids": list(chunk)} for chunk in chunks(ids, size)]
         payloads += [
             {"customer_ids": list(chunk), "check": {c: checked[c] for c in chunk}}
-            for chunk in _chunks(sorted(checked), size)
+            for chunk in chunks(sorted(checked), size)
         ]
         for payload in payloads:
             chunk = payload["customer_ids"]

@@ -64,6 +64,7 @@ from segflow.sync.plan_service import (  # noqa: F401  (re-exported)
     utc_now,
     view_of,
 )
+from segflow.sync.planner import chunks
 from segflow.sync.ports import RecordingSuppressions, SyncStateStore
 from segflow.sync.reconcile import (
     SCAN_STATUSES,
@@ -298,10 +299,7 @@ class WorkerService:
         pushed = set(previous.get("pushed_customer_ids") or ())
         if report is not None:
             for name, value in (
-                ("api_calls", report.stats.calls),
-                ("retries", report.stats.retries),
-                ("throttled", report.stats.throttled),
-                ("errors", report.stats.errors),
+                *report.stats.counters().items(),
                 ("duration_ms", int(report.duration_s * 1000)),
                 ("suppressions", suppressions),
             ):
@@ -360,12 +358,7 @@ class WorkerService:
             "opt_outs": len(found.opt_outs) + len(moved_opt_outs),
             "checked": len(marked),
             "state_conflicts": len(conflicts),
-            "attempt_totals": {
-                "api_calls": stats.calls,
-                "retries": stats.retries,
-                "throttled": stats.throttled,
-                "errors": stats.errors,
-            },
+            "attempt_totals": stats.counters(),
         }
         return self._reconciled(record)
 
@@ -450,12 +443,7 @@ class WorkerService:
             "since_last_changed": None if progress.since is None else progress.since.isoformat(),
             "settled": progress.settled,
             "checked": len(checked_ids),
-            "attempt_totals": {  # this delivery's calls
-                "api_calls": stats.calls,
-                "retries": stats.retries,
-                "throttled": stats.throttled,
-                "errors": stats.errors,
-            },
+            "attempt_totals": stats.counters(),  # this delivery's calls
         }
         logger.info(
             "audience scanned",
@@ -468,9 +456,8 @@ class WorkerService:
         them). A contact held under another address is not covered by the scan's matches: its new address
         is read member by member. Returns the customer ids marked, announced to sync-plan."""
         marked: list[str] = []
-        ids = sorted(checks)
-        for start in range(0, len(ids), RECONCILE_CONTACTS[MAILCHIMP]):
-            chunk = {c: checks[c] for c in ids[start : start + RECONCILE_CONTACTS[MAILCHIMP]]}
+        for ids in chunks(sorted(checks), RECONCILE_CONTACTS[MAILCHIMP]):
+            chunk = {c: checks[c] for c in ids}
             states = self.ports.states.get_states(self.destination, list(chunk))
             moved = sorted({e for c, e in chunk.items() if confirmed_elsewhere(states.get(c), e)})
             observed = {e: Observation(False) for e in chunk.values()}  # the scan answered for these
@@ -551,10 +538,8 @@ class WorkerService:
         ]
         self.ports.publisher.publish(
             [
-                SyncConsentChanged(
-                    records=records[start : start + MAX_CONSENT_RECORDS], reason="destination_refusal"
-                )
-                for start in range(0, len(records), MAX_CONSENT_RECORDS)
+                SyncConsentChanged(records=list(chunk), reason="destination_refusal")
+                for chunk in chunks(records, MAX_CONSENT_RECORDS)
             ]
         )
 
@@ -569,8 +554,7 @@ class WorkerService:
                     destination=self.destination,  # type: ignore[arg-type]
                     changed=CustomerSelection(count=len(chunk), customer_ids=list(chunk)),
                 )
-                for start in range(0, len(customer_ids), MAX_INLINE_IDS)
-                for chunk in [customer_ids[start : start + MAX_INLINE_IDS]]
+                for chunk in chunks(customer_ids, MAX_INLINE_IDS)
             ]
         )
 
