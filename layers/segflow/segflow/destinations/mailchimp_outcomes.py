@@ -135,14 +135,11 @@ def segment_results(
 
 def batch_operation_result(email: str, status_code: int | None, response: Any, operation: str) -> ContactResult:
     """One member operation of a batch, read like the same call made directly."""
-    if status_code is None:
-        return failed(email, operation, CODE_MISSING, "not reported by the batch results", retryable=True)
-    if status_code < 300:
+    if status_code is not None and status_code < 300:
         return member_result(email, response if isinstance(response, Mapping) else {}, operation)
-    if status_code == 429 or status_code >= 500:
-        title = response.get("title") if isinstance(response, Mapping) else None
-        return failed(email, operation, f"HTTP_{status_code}", title, retryable=True)
-    return problem_result(email, response, operation, status_code)
+    if status_code is not None and not _retryable_status(status_code):
+        return problem_result(email, response, operation, status_code)
+    return _operation_failure(email, operation, status_code, response)  # unreported, throttled, server error
 
 
 def _retryable_status(status_code: int | None) -> bool:
