@@ -48,6 +48,7 @@ from segflow.destinations.mailchimp_outcomes import (
     problem_result,
     result,
     segment_results,
+    tags_operation_result,
 )
 from segflow.destinations.ratelimit import Clock, Sleep, shared_connection_gate
 from segflow.destinations.results import CallStats, ContactResult, Outcome
@@ -114,6 +115,17 @@ def dedupe_members(members: Sequence[MemberUpsert]) -> tuple[list[MemberUpsert],
         )
         skipped.append(result(member.email, "upsert", Outcome.SKIPPED, error_code="DUPLICATE_IN_INPUT"))
     return list(kept.values()), skipped
+
+
+def segment_parts(add: Sequence[str], remove: Sequence[str]) -> list[tuple[list[str], list[str]]]:
+    """A static segment change cut into calls of at most SEGMENT_CHANGE_SIZE adds and as many removals,
+    duplicates dropped: [(to_add, to_remove), ...]."""
+    adds = list(chunked(list(dict.fromkeys(add)), SEGMENT_CHANGE_SIZE))
+    removes = list(chunked(list(dict.fromkeys(remove)), SEGMENT_CHANGE_SIZE))
+    return [
+        (list(adds[i]) if i < len(adds) else [], list(removes[i]) if i < len(removes) else [])
+        for i in range(max(len(adds), len(removes)))
+    ]
 
 
 class MailchimpClient:
@@ -293,12 +305,8 @@ class MailchimpClient:
         self, list_id: str, segment_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()
     ) -> list[ContactResult]:
         """Add/remove emails, at most 500 of each per call. Removing is never an unsubscribe."""
-        add_chunks = list(chunked(list(dict.fromkeys(add)), SEGMENT_CHANGE_SIZE))
-        remove_chunks = list(chunked(list(dict.fromkeys(remove)), SEGMENT_CHANGE_SIZE))
         results: list[ContactResult] = []
-        for index in range(max(len(add_chunks), len(remove_chunks))):
-            to_add = add_chunks[index] if index < len(add_chunks) else []
-            to_remove = remove_chunks[index] if index < len(remove_chunks) else []
+        for to_add, to_remove in segment_parts(add, remove):
             body = {"members_to_add": to_add, "members_to_remove": to_remove}
             try:
                 answer = self._json("POST", SEGMENT, path_params={"list_id": list_id, "segment_id": segment_id},
@@ -376,13 +384,9 @@ class MailchimpClient:
     ) -> list[tuple[BatchOperation, list[str], list[str]]]:
         """update_segment_members as operations (at most 500 adds and 500 removals each), with the emails each
         carries; ids are "segment-", the segment id and the part."""
-        add_chunks = list(chunked(list(dict.fromkeys(add)), SEGMENT_CHANGE_SIZE))
-        remove_chunks = list(chunked(list(dict.fromkeys(remove)), SEGMENT_CHANGE_SIZE))
         path = render_route(SEGMENT, {"list_id": list_id, "segment_id": segment_id})
         operations = []
-        for index in range(max(len(add_chunks), len(remove_chunks))):
-            to_add = add_chunks[index] if index < len(add_chunks) else []
-            to_remove = remove_chunks[index] if index < len(remove_chunks) else []
+        for index, (to_add, to_remove) in enumerate(segment_parts(add, remove)):
             body = {"members_to_add": to_add, "members_to_remove": to_remove}
             operation = BatchOperation("POST", path, operation_id=f"segment-{segment_id}-{index}", body=body)
             operations.append((operation, to_add, to_remove))
@@ -415,11 +419,7 @@ class MailchimpClient:
             )
         except RequestRejected as exc:
             return failed(update.email, "tags", f"HTTP_{exc.status}", exc.reason)
-        if response.status_code == 404:
-            if any(update.tags.values()):
-                return failed(update.email, "tags", "MEMBER_NOT_FOUND", "the member is not on the audience")
-            return result(update.email, "tags", Outcome.SKIPPED, error_code="MEMBER_NOT_FOUND")
-        return result(update.email, "tags", Outcome.OK, destination_id=subscriber_hash(update.email))
+        return tags_operation_result(update.email, update.tags, response.status_code, None)  # a 2xx or a 404
 
     def update_tags_many(self, list_id: str, updates: Sequence[TagUpdate]) -> list[ContactResult]:
         return self._parallel(lambda u: self.update_tags(list_id, u), updates)
