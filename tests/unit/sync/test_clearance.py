@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from segflow.events.schemas import ContactsChecked, parse_detail
 from segflow.sync import runlog
+from segflow.sync import service as service_module
 from segflow.sync.clearance import (
     NOTE_AWAITING_CHECK,
     NOTE_AWAITING_CREATE,
@@ -160,6 +161,48 @@ def test_unchecked_contacts_are_deferred_checked_announced_and_planned_again(tmp
     assert set(world.destinations["hubspot"].members) == {"user1@example.com"}
     upserted = {e for _, emails in world.destinations["hubspot"].calls if isinstance(emails, list) for e in emails}
     assert "user2@example.com" not in upserted and "user3@example.com" not in upserted
+
+
+def test_marking_after_a_long_scan_is_carried_on_by_the_next_delivery_not_started_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first sync of many new customers marks them in chunks after the scan; a delivery that runs out of
+    time part-way leaves the marked chunks counted, and the redelivery marks only the rest."""
+    monkeypatch.setitem(service_module.RECONCILE_CONTACTS, "mailchimp", 2)  # chunks of 2 instead of 500
+    audience = MemoryAudience()
+    audience.add("user3@example.com", "unsubscribed", NOW)
+    world = scanning_world(tmp_path, audience)
+    world.seed(*(view(i, "Champions") for i in range(1, 6)), checked=False)
+    for i in range(1, 6):
+        world.workers["mailchimp"].ports.identities.add("email", f"user{i}@example.com", f"c0000{i}")
+    world.planner.handle(world.changed(*(f"c0000{i}" for i in range(1, 6))))
+    [scan] = world.queue.take("mailchimp")
+    states = world.workers["mailchimp"].ports.states
+    reads: list[list[str]] = []
+    real_get = states.get_states
+    time_is_up = True
+
+    def get_states(destination: str, customer_ids: list[str]) -> dict[str, SyncState]:
+        reads.append(sorted(customer_ids))
+        if time_is_up and reads[-1] == ["c00005"]:  # the third chunk: the function's time runs out
+            raise TimeoutError("the function ran out of time")
+        return real_get(destination, customer_ids)
+
+    monkeypatch.setattr(states, "get_states", get_states)
+    with pytest.raises(TimeoutError):
+        world.workers["mailchimp"].process(scan, receive_count=1)
+    # the scan's page matched c00003, then two chunks were marked before time ran out
+    assert reads == [["c00003"], ["c00001", "c00002"], ["c00003", "c00004"], ["c00005"]]
+    time_is_up, reads[:] = False, []
+    outcome = world.workers["mailchimp"].process(scan, receive_count=2)
+
+    assert reads == [["c00005"]]  # the marked chunks are not marked again
+    announced = [c for e in world.events("ContactsChecked") for c in e["detail"]["changed"]["customer_ids"]]
+    assert sorted(announced) == [f"c0000{i}" for i in range(1, 6)]  # each once, across both deliveries
+    assert outcome.record["checked"] == 5 and outcome.record["settled"]
+    marked = world.states.get_states("mailchimp", [f"c0000{i}" for i in range(1, 6)])
+    assert all(s.checked_email == f"user{c[-1]}@example.com" for c, s in marked.items()) and len(marked) == 5
+    assert marked["c00003"].status == "unsubscribed"  # the opt-out the scan found stays with the mark
 
 
 def test_a_refused_mailchimp_create_keeps_the_contact_out_of_hubspot(world: World) -> None:

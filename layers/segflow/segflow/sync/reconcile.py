@@ -220,8 +220,9 @@ class ScanTally:
 class ScanProgress:
     """Where an audience scan is: the window it reads (members changed after `since`; None: all), when it
     started (the next cursor comes from that), the status being paged and how many of its members are done,
-    the total_items each status reported, and the tally so far. Kept after every page, so a delivery that
-    ran out of time is continued by the next one."""
+    the total_items each status reported, the tally so far, and how far the marking of deferred contacts got
+    once the scan settled. Kept after every page and every marked chunk, so a delivery that ran out of time is
+    continued by the next one."""
 
     since: datetime | None
     started: datetime
@@ -229,6 +230,8 @@ class ScanProgress:
     offset: int = 0
     totals: dict[str, list[int]] = field(default_factory=dict)
     tally: ScanTally = field(default_factory=ScanTally)
+    marked: int = 0  # deferred contacts (in customer id order) already marked after the scan settled
+    checked: int = 0  # of those, how many were marked checked and announced
 
     def page_done(self, status: str, offset: int, total_items: int) -> None:
         self.status, self.offset = status, offset
@@ -253,6 +256,8 @@ class ScanProgress:
             "offset": self.offset,
             "totals": self.totals,
             "tally": tally,
+            "marked": self.marked,
+            "checked": self.checked,
         }
         return json.dumps(data, sort_keys=True)
 
@@ -267,6 +272,8 @@ class ScanProgress:
             offset=int(data["offset"]),
             totals={k: [int(t) for t in v] for k, v in data["totals"].items()},
             tally=ScanTally(**{**tally, "findings": Counter(tally["findings"])}),
+            marked=int(data.get("marked", 0)),  # progress kept before marking was resumable has none
+            checked=int(data.get("checked", 0)),
         )
 
 

@@ -416,14 +416,13 @@ class WorkerService:
                 self._learn_from_page(page, progress.tally)
                 progress.page_done(status, page.offset + len(page.members), page.total_items)
                 self.ports.objects.put_bytes(progress_key, progress.to_json().encode(), "application/json")
-        checked_ids: list[str] = []
         if progress.settled:
             cursor = {"since_last_changed": progress.next_since().isoformat(), "run_id": run_id}
             self.ports.objects.put_bytes(cursor_key, json.dumps(cursor, sort_keys=True).encode(), "application/json")
             if message.get("key"):
                 checks = json.loads(self.ports.objects.get_bytes(str(message["key"])))["check"]
                 checks = {str(c): str(e) for c, e in checks.items()}
-                checked_ids = self._mark_scanned(run_id, adapter, checks)
+                self._mark_scanned(run_id, adapter, checks, progress, progress_key)
         stats, tally = adapter.stats() - before, progress.tally
         record = {
             "kind": "reconcile",
@@ -442,7 +441,7 @@ class WorkerService:
             "state_conflicts": tally.conflicts,
             "since_last_changed": None if progress.since is None else progress.since.isoformat(),
             "settled": progress.settled,
-            "checked": len(checked_ids),
+            "checked": progress.checked,
             "attempt_totals": stats.counters(),  # this delivery's calls
         }
         logger.info(
@@ -451,13 +450,23 @@ class WorkerService:
         )
         return self._reconciled(record)
 
-    def _mark_scanned(self, run_id: str, adapter: DestinationAdapter, checks: Mapping[str, str]) -> list[str]:
+    def _mark_scanned(
+        self,
+        run_id: str,
+        adapter: DestinationAdapter,
+        checks: Mapping[str, str],
+        progress: ScanProgress,
+        progress_key: str,
+    ) -> None:
         """After a full, settled scan: the deferred contacts are checked (the scan recorded the opt-outs among
         them). A contact held under another address is not covered by the scan's matches: its new address
-        is read member by member. Returns the customer ids marked, announced to sync-plan."""
-        marked: list[str] = []
-        for ids in chunks(sorted(checks), RECONCILE_CONTACTS[MAILCHIMP]):
-            chunk = {c: checks[c] for c in ids}
+        is read member by member. Each chunk is announced to sync-plan and then counted in the progress, so a
+        first sync with many contacts that outlasts one delivery is carried on, not started over (a chunk cut
+        off before it was counted is marked and announced again, which changes nothing)."""
+        ids = sorted(checks)
+        size = RECONCILE_CONTACTS[MAILCHIMP]
+        for start in range(progress.marked, len(ids), size):
+            chunk = {c: checks[c] for c in ids[start : start + size]}
             states = self.ports.states.get_states(self.destination, list(chunk))
             moved = sorted({e for c, e in chunk.items() if confirmed_elsewhere(states.get(c), e)})
             observed = {e: Observation(False) for e in chunk.values()}  # the scan answered for these
@@ -465,9 +474,10 @@ class WorkerService:
             writes, opt_outs = mark_checked(self.destination, chunk, states, [], observed, self.now())
             self._publish_opt_outs(opt_outs)
             conflicts = self.ports.states.put_states(writes)
-            marked += self._marked(writes, chunk, conflicts)
-        self._publish_checked(run_id, marked)
-        return marked
+            marked = self._marked(writes, chunk, conflicts)
+            self._publish_checked(run_id, marked)
+            progress.marked, progress.checked = start + len(chunk), progress.checked + len(marked)
+            self.ports.objects.put_bytes(progress_key, progress.to_json().encode(), "application/json")
 
     def _learn_from_page(self, page: MemberPage, tally: ScanTally) -> None:
         """Opt-outs are published before the states are written: a delivery cut off in between publishes
