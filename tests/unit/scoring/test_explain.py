@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pandas as pd
@@ -67,3 +68,28 @@ def test_typical_baskets_are_not_given_as_reasons(explained: tuple) -> None:
     sentences = [s for column in ("churn_reasons", "clv_reasons") for row in reasons[column] for s in row]
     assert any(s.startswith("average order") for s in sentences)
     assert not any("about the typical customer's" in s for s in sentences)
+
+
+def test_the_bg_nbd_part_of_the_clv_blend_is_explained_too(shop: tuple, shop_as_of: pd.Timestamp) -> None:
+    """With the blend turned all the way to BG/NBD x Gamma-Gamma and the regression made flat, every CLV
+    reason comes from the BTYD part: frequent repeat buyers at the top, lapsed ones at the bottom."""
+    orders, events = shop
+    artifact = copy.deepcopy(train_value_models(orders, events, shop_as_of))
+    clv = artifact["clv"]
+    assert clv["btyd"] is not None
+    clv["btyd"]["weight"] = 1.0
+    for part in ("rate", "hazard"):
+        clv[part]["coef"] = [0.0] * len(clv[part]["coef"])
+    features = build_features(orders, events, shop_as_of)
+    spend = predict_value(artifact, features)["clv_predicted"]
+    tiers = pd.DataFrame({"clv_tier": assign_tiers(spend, tier_thresholds(spend))}, index=features.index)
+
+    reasons = explain(artifact, features, tiers)["clv_reasons"]
+
+    top = tiers.index[tiers["clv_tier"] == "high"]
+    assert reasons[top].map(len).mean() >= 1
+    repeat_sentence = re.compile(r"\d+ orders on \d+ different days")
+    assert sum(any(repeat_sentence.fullmatch(s) for s in reasons[c]) for c in top) >= 0.5 * len(top)
+    lapsed = features.index[(features["recency_days"] > 2 * features["mean_gap_days"]) & (tiers["clv_tier"] == "low")]
+    assert len(lapsed) > 5
+    assert sum(any(s.startswith("no order in") for s in reasons[c]) for c in lapsed) >= 0.5 * len(lapsed)

@@ -2,7 +2,12 @@
 
 Each model input's contribution is measured against the average training customer (standardised
 input 0): for churn, coefficient x input on the logit; for CLV, the change in log expected spend when
-that input is set to average. Contributions are pooled into concepts (recency, frequency, ...). A
+that input is set to average -- in both parts of the blend: the rate-dropout regression's standardised
+input, and the matching quantity of the BG/NBD x Gamma-Gamma summary: repeat days, age and days since the
+last order set to the value whose engineered input is the training average, the repeat order value to the
+typical customer's average order (a customer given repeat days it did not have gets the Gamma-Gamma
+population mean as its repeat order value, as Gamma-Gamma itself does for customers without repeats).
+Contributions are pooled into concepts (recency, frequency, ...). A
 customer in the high tier is explained by what pushes its score up, one in the low tier by what pushes
 it down (medium, or no tier given: the direction of the total). The strongest concepts are phrased
 with the customer's actual numbers, e.g. "no order in 214 days, 3.1x longer than usual for them".
@@ -16,9 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segflow.scoring import bgnbd
 from segflow.scoring.artifact import require_kind
 from segflow.scoring.value_inference import (
     VALUE_KIND,
+    btyd_summary_of,
     expected_spend,
     spend_components,
     standardized,
@@ -47,7 +54,9 @@ def explain(
     churn_model, clv_model = artifact["churn"], artifact["clv"]
     churn_z = standardized(churn_model, features)
     churn_parts = churn_z * np.asarray(churn_model["coef"], dtype=np.float64)
-    clv_parts = _clv_contributions(clv_model, standardized(clv_model, features))
+    clv_parts = _clv_contributions(
+        clv_model, standardized(clv_model, features), btyd_summary_of(features), artifact.get("reference", {})
+    )
     sentences = _Sentences(features, artifact.get("reference", {}), artifact.get("recent_days", 90))
     return pd.DataFrame(
         {
@@ -68,17 +77,70 @@ def explain(
     )
 
 
-def _clv_contributions(model: Mapping[str, Any], z: np.ndarray) -> np.ndarray:
-    horizon = model["horizon_days"]
-    full = np.log(np.maximum(expected_spend(*spend_components(model, z), horizon), 1e-300))
+def _clv_contributions(
+    model: Mapping[str, Any], z: np.ndarray, summary: np.ndarray, reference: Mapping[str, float]
+) -> np.ndarray:
+    horizon, btyd = model["horizon_days"], model.get("btyd")
+    weight = float(btyd["weight"]) if btyd is not None else 0.0
+
+    def log_spend(zz: np.ndarray, btyd_spend: np.ndarray | float) -> np.ndarray:
+        rate_dropout = expected_spend(*spend_components(model, zz), horizon)
+        return np.log(np.maximum((1.0 - weight) * rate_dropout + weight * btyd_spend, 1e-300))
+
+    def btyd_spend(ss: np.ndarray) -> np.ndarray | float:
+        return bgnbd.expected_spend(btyd, *ss.T, horizon) if btyd is not None else 0.0
+
+    full_btyd = btyd_spend(summary)  # the BTYD part only changes for inputs that map onto its summary
+    full = log_spend(z, full_btyd)
+    averages = _summary_averages(model, reference) if btyd is not None else {}
     parts = np.empty_like(z)
-    for j in range(z.shape[1]):
+    for j, name in enumerate(model["inputs"]):
         averaged = z.copy()
         averaged[:, j] = 0.0
-        parts[:, j] = full - np.log(
-            np.maximum(expected_spend(*spend_components(model, averaged), horizon), 1e-300)
-        )
+        changed = full_btyd
+        if name in averages:
+            population_value = _population_order_value(btyd)  # type: ignore[arg-type]
+            changed = btyd_spend(_summary_with_average(summary, name, averages[name], population_value))
+        parts[:, j] = full - log_spend(averaged, changed)
     return parts
+
+
+# Inputs that are log1p of a BTYD summary quantity (x, t_x, T, m; days since the last order = T - t_x).
+_SUMMARY_INPUTS = ("log_repeat_days", "log_age_days", "log_days_since_order")
+
+
+def _summary_averages(model: Mapping[str, Any], reference: Mapping[str, float]) -> dict[str, float]:
+    """Per input, the summary quantity that stands for the average customer: the one whose log1p is the
+    training mean of the input; for the repeat order value, the typical customer's average order."""
+    means = dict(zip(model["inputs"], model["scaler"]["mean"], strict=True))
+    averages = {name: float(np.expm1(means[name])) for name in _SUMMARY_INPUTS if name in means}
+    if "log_repeat_order_value" in means and reference.get("avg_order_value"):
+        averages["log_repeat_order_value"] = float(reference["avg_order_value"])
+    return averages
+
+
+def _population_order_value(btyd: Mapping[str, Any]) -> float:
+    """Gamma-Gamma's value per purchase for a customer without repeat purchases: the population mean."""
+    return float(bgnbd.expected_order_value(btyd["gamma_gamma"], np.zeros(1), np.zeros(1))[0])
+
+
+def _summary_with_average(
+    summary: np.ndarray, name: str, average: float, population_order_value: float
+) -> np.ndarray:
+    """The BTYD summary with one quantity set to its average, the others kept (t_x stays within 0..T)."""
+    x, t_x, T, m = (column.copy() for column in summary.T)
+    since = T - t_x
+    if name == "log_repeat_days":
+        m = np.where(x > 0, m, population_order_value)
+        x[:] = average
+    elif name == "log_age_days":
+        T[:] = average
+        t_x = np.clip(average - since, 0.0, average)
+    elif name == "log_days_since_order":
+        t_x = np.clip(T - average, 0.0, T)
+    elif name == "log_repeat_order_value":
+        m[:] = average
+    return np.column_stack([x, t_x, T, m])
 
 
 def _pool(parts: np.ndarray, inputs: list[str], sentences: _Sentences) -> dict[str, np.ndarray]:
