@@ -1,6 +1,7 @@
 """Package exports are lazy: every name resolves, and importing one module does not import the rest."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -38,3 +39,16 @@ def test_the_sync_plan_handler_holds_no_api_client() -> None:
     root = __file__.rsplit("/tests/", 1)[0]
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]"
+
+
+def test_tracing_patches_only_the_libraries_segflow_calls_out_with() -> None:
+    """As deployed (Tracing: Active, inside Lambda), the tracer patches botocore and requests; patching all the
+    X-Ray SDK supports would import sqlite3 and the rest on every cold start."""
+    probe = (
+        "import sys, segflow.observability as o; from aws_xray_sdk.core.patcher import _PATCHED_MODULES; "
+        "print(o.tracer.disabled, sorted(_PATCHED_MODULES), 'sqlite3' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_SAM"))}
+    env.update(LAMBDA_TASK_ROOT="/var/task", AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "False ['botocore', 'requests'] False"

@@ -11,7 +11,9 @@ import hashlib
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 logger = Logger()
-tracer = Tracer()
+# Only the libraries segflow calls out with: patching all the X-Ray SDK supports imports sqlite3, httplib
+# and more at every cold start, for calls segflow never makes.
+tracer = Tracer(patch_modules=("botocore", "requests"))
 metrics = Metrics()
 
 
