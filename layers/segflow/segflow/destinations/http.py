@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -229,10 +229,3 @@ class ApiSession:
                                     body=redacted_body(response.content), attempts=attempts)
         return RetriesExhausted(self.destination, label, f"gave up retrying after {type(error).__name__}",
                                 attempts=attempts)
-
-
-def chunked(items: list[Any], size: int) -> Iterator[list[Any]]:
-    if size < 1:
-        raise ValueError("chunk size must be >= 1")
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

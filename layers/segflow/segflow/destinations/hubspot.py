@@ -21,7 +21,8 @@ from segflow.destinations.errors import (
     RequestRejected,
     redacted_body,
 )
-from segflow.destinations.http import ApiSession, RetryPolicy, Timeouts, chunked
+from segflow.chunking import chunks
+from segflow.destinations.http import ApiSession, RetryPolicy, Timeouts
 from segflow.destinations.hubspot_models import ContactUpsert, PropertySpec, email_key
 from segflow.destinations.hubspot_outcomes import (
     DESTINATION,
@@ -235,7 +236,7 @@ class HubSpotClient:
         """Batch upsert by email, <= 100 per call after a case-insensitive dedupe; 207 errors mapped per contact."""
         unique, results = dedupe_contacts(contacts)
         route = f"{self.paths.contacts}/batch/upsert"
-        for chunk in chunked(unique, BATCH_SIZE):
+        for chunk in chunks(unique, BATCH_SIZE):
             body = {"inputs": [c.input_body(trace_id(c.email)) for c in chunk]}
             try:
                 answer = self._json("POST", route, json=body)
@@ -254,7 +255,7 @@ class HubSpotClient:
         wanted = list(dict.fromkeys(["email", *properties]))
         unique = list(dict.fromkeys(email_key(e) for e in emails))
         found: dict[str, dict[str, Any] | None] = dict.fromkeys(unique)
-        for chunk in chunked(unique, BATCH_SIZE):
+        for chunk in chunks(unique, BATCH_SIZE):
             body = {"idProperty": "email", "inputs": [{"id": e} for e in chunk], "properties": wanted,
                     "propertiesWithHistory": []}  # required by the published schema
             answer = self._json("POST", f"{self.paths.contacts}/batch/read", json=body)
@@ -309,7 +310,7 @@ class HubSpotClient:
     def _change_memberships(self, list_id: str, record_ids: Sequence[str], action: str) -> MembershipChange:
         route = f"{self.paths.lists}/{{list_id}}/memberships/{action}"
         report = MembershipChange()
-        for chunk in chunked(list(dict.fromkeys(str(r) for r in record_ids)), self.membership_chunk):
+        for chunk in chunks(list(dict.fromkeys(str(r) for r in record_ids)), self.membership_chunk):
             answer = self._json("PUT", route, path_params={"list_id": list_id}, json=chunk) or {}
             # HubSpot spells it recordsIdsAdded, and not every answer has every key
             changed = answer.get("recordIdsRemoved" if action == "remove" else "recordsIdsAdded")
@@ -339,7 +340,7 @@ class HubSpotClient:
         route = f"{self.paths.preferences}/statuses/batch/read"
         unique = list(dict.fromkeys(email_key(e) for e in emails))
         found: dict[str, ContactResult] = {}
-        for chunk in chunked(unique, BATCH_SIZE):
+        for chunk in chunks(unique, BATCH_SIZE):
             try:
                 answer = self._json("POST", route, params={"channel": "EMAIL"}, json={"inputs": list(chunk)})
             except RequestRejected as exc:

@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from typing import Any, Self, TypeVar
 
 from segflow.destinations.errors import DestinationError, ProvisioningConflict, RequestRejected, redacted_body
-from segflow.destinations.http import DEFAULT_RETRY, ApiSession, RetryPolicy, Timeouts, chunked, render_route
+from segflow.chunking import chunks
+from segflow.destinations.http import DEFAULT_RETRY, ApiSession, RetryPolicy, Timeouts, render_route
 from segflow.destinations.mailchimp_batches import (
     DEFAULT_POLLING,
     BatchOperation,
@@ -120,8 +121,8 @@ def dedupe_members(members: Sequence[MemberUpsert]) -> tuple[list[MemberUpsert],
 def segment_parts(add: Sequence[str], remove: Sequence[str]) -> list[tuple[list[str], list[str]]]:
     """A static segment change cut into calls of at most SEGMENT_CHANGE_SIZE adds and as many removals,
     duplicates dropped: [(to_add, to_remove), ...]."""
-    adds = list(chunked(list(dict.fromkeys(add)), SEGMENT_CHANGE_SIZE))
-    removes = list(chunked(list(dict.fromkeys(remove)), SEGMENT_CHANGE_SIZE))
+    adds = list(chunks(list(dict.fromkeys(add)), SEGMENT_CHANGE_SIZE))
+    removes = list(chunks(list(dict.fromkeys(remove)), SEGMENT_CHANGE_SIZE))
     return [
         (list(adds[i]) if i < len(adds) else [], list(removes[i]) if i < len(removes) else [])
         for i in range(max(len(adds), len(removes)))
@@ -329,7 +330,7 @@ class MailchimpClient:
         to_create = [m for m in unique if m.subscribe_if_new]
         to_update = [m for m in unique if not m.subscribe_if_new]
         try:
-            for chunk in chunked(to_create, BATCH_SIZE):
+            for chunk in chunks(to_create, BATCH_SIZE):
                 chunk_results, existing = self._create_batch(list_id, chunk)
                 results += chunk_results
                 to_update += existing

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 import requests
 
 from segflow.destinations.errors import DestinationError, RetriesExhausted
-from segflow.destinations.http import ApiSession, Timeouts, chunked
+from segflow.chunking import chunks
+from segflow.destinations.http import ApiSession, Timeouts
 from segflow.destinations.ratelimit import Clock, Sleep
 from segflow.observability import logger
 
@@ -151,7 +152,7 @@ class BatchRunner:
         if len(set(ids)) != len(ids):
             raise ValueError("operation ids must be unique: results are matched by them")
         deadline = self._clock() + self.polling.budget_s
-        batch_ids = [self.submit(chunk) for chunk in chunked(list(operations), MAX_OPERATIONS)]
+        batch_ids = [self.submit(chunk) for chunk in chunks(list(operations), MAX_OPERATIONS)]
         found: dict[str, OperationResult] = {}
         for index, batch_id in enumerate(batch_ids):
             try:

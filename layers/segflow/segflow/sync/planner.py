@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
+from segflow.chunking import chunks
 from segflow.sync.desired import DesiredContact, Membership
 from segflow.sync.limits import (
     CONTACTS_PER_ITEM,
@@ -28,8 +29,6 @@ from segflow.sync.limits import (
     ceil_div,
 )
 from segflow.sync.state import SyncState, empty_state
-
-T = TypeVar("T")
 
 Action = Literal["create", "update", "none"]
 NOTE_NOT_SUBSCRIBABLE = "not_subscribable"  # Mailchimp: not on the audience and no opt-in to add them with
@@ -210,13 +209,6 @@ def plan(
 
 
 # ---- call estimates ----------------------------------------------------------------------------------
-
-
-def chunks(values: Sequence[T], size: int) -> list[Sequence[T]]:
-    """Consecutive slices of at most `size` values (work items, reads, events)."""
-    if size < 1:
-        raise ValueError("chunk size must be >= 1")
-    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 def _membership_groups(contacts: Iterable[ContactPlan]) -> dict[Membership, tuple[int, int]]:
